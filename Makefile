@@ -1,0 +1,53 @@
+# Two commands on a fresh Debian/Ubuntu machine: `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGES := controlplane collectors tuner engine
+# Debian packages the tests use; installed only when missing.
+SYSTEM_PACKAGES := postgresql
+
+.PHONY: help
+help:
+	@echo "make demo   - install, migrate the SQLite store, start a reference engine and the control plane"
+	@echo "make test   - install what the tests need (system packages too) and run every check"
+	@echo "make lint   - ruff, mypy and the layer contracts only"
+	@echo "make docs   - regenerate generated docs (docs/settings.md)"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch is pinned to 2.13.0 in pyproject.toml: an open range would pull a CUDA build.
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP)
+
+.PHONY: system-deps
+system-deps:
+	scripts/install_system_packages.sh $(SYSTEM_PACKAGES)
+	scripts/ensure_postgres.sh
+
+.PHONY: lint
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+.PHONY: test
+test: system-deps $(STAMP) lint
+	CP_TEST_REQUIRE_POSTGRES=1 $(BIN)/pytest
+
+.PHONY: docs
+docs: $(STAMP)
+	$(BIN)/python -m controlplane.settings > docs/settings.md
+
+.PHONY: demo
+demo: $(STAMP)
+	scripts/demo.sh

@@ -1,0 +1,46 @@
+"""The application factory. Nothing happens at import: the caller passes settings in."""
+
+from __future__ import annotations
+
+from fastapi import Depends
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+import controlplane
+from controlplane.api import errors
+from controlplane.api.deps import require
+from controlplane.api.routers import PROTECTED
+from controlplane.api.routers import PUBLIC
+from controlplane.domain import Role
+from controlplane.settings import Settings
+from controlplane.store.database import check_reachable
+from controlplane.store.database import make_engine
+from controlplane.store.database import make_session_factory
+from controlplane.store.schema import check_schema_current
+
+
+def create_app(settings: Settings, *, db_engine: Engine | None = None) -> FastAPI:
+    """Build the API.
+
+    Raises:
+        StoreUnavailableError: the store cannot be reached.
+        SchemaOutdatedError: the store needs ``cplane db upgrade`` first.
+    """
+    engine = db_engine or make_engine(settings)
+    check_reachable(engine)
+    check_schema_current(engine)
+
+    app = FastAPI(
+        title="Inference control plane",
+        version=controlplane.__version__,
+        description="Observe, tune and guard LLM inference engines.",
+    )
+    app.state.settings = settings
+    app.state.db_engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    errors.install(app)
+    for router in PUBLIC:
+        app.include_router(router)
+    for router in PROTECTED:
+        app.include_router(router, dependencies=[Depends(require(Role.viewer))])
+    return app

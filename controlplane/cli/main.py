@@ -1,0 +1,108 @@
+"""``cplane``: the entry point. It builds the settings once and turns every expected failure
+(bad input, unreachable store, outdated schema) into one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import pydantic
+import typer
+
+from controlplane.cli import db
+from controlplane.cli import engines
+from controlplane.cli import users
+from controlplane.cli.context import CliContext
+from controlplane.cli.context import cli_context
+from controlplane.domain import DomainError
+from controlplane.settings import Settings
+
+app = typer.Typer(
+    name="cplane",
+    help="Observability and autotuning control plane for LLM inference engines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(engines.app, name="engine")
+app.add_typer(users.user_app, name="user")
+app.add_typer(users.token_app, name="token")
+
+
+@app.callback()
+def root(ctx: typer.Context) -> None:
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Alembic narrates every schema check at INFO; the commands print what matters.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    ctx.obj = CliContext(settings=settings)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Default: CP_API__HOST.")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Default: CP_API__PORT.")] = (
+        None
+    ),
+) -> None:
+    """Serve the API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from controlplane.api.app import create_app
+
+    c = cli_context(ctx)
+    application = create_app(c.settings, db_engine=c.engine())
+    uvicorn.run(
+        application,
+        host=host or c.settings.api.host,
+        port=port or c.settings.api.port,
+        log_level=c.settings.log_level.lower(),
+    )
+
+
+def _one_line(exc: pydantic.ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "input"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="cplane",
+            standalone_mode=False,
+        )
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("cplane: aborted", file=sys.stderr)
+        sys.exit(1)
+    except typer.TyperException as exc:
+        # Usage errors (unknown command, bad option value): Typer's own message, one line.
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
+        print(f"cplane: error: {message}", file=sys.stderr)
+        sys.exit(2)
+    except DomainError as exc:
+        print(f"cplane: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except pydantic.ValidationError as exc:
+        print(f"cplane: error: {_one_line(exc)}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

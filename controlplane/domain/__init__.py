@@ -1,0 +1,31 @@
+"""Plain typed values shared by every layer: no I/O, no ORM, no framework."""
+
+from controlplane.domain.config import ConfigValue
+from controlplane.domain.config import EngineConfig
+from controlplane.domain.config import Knob
+from controlplane.domain.config import SearchSpace
+from controlplane.domain.errors import ConflictError
+from controlplane.domain.errors import DomainError
+from controlplane.domain.errors import NotFoundError
+from controlplane.domain.errors import PermissionDeniedError
+from controlplane.domain.errors import SchemaOutdatedError
+from controlplane.domain.errors import StoreUnavailableError
+from controlplane.domain.errors import UnauthenticatedError
+from controlplane.domain.errors import ValidationError
+from controlplane.domain.roles import Role
+
+__all__ = [
+    "ConfigValue",
+    "EngineConfig",
+    "Knob",
+    "SearchSpace",
+    "ConflictError",
+    "DomainError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Role",
+    "SchemaOutdatedError",
+    "StoreUnavailableError",
+    "UnauthenticatedError",
+    "ValidationError",
+]

@@ -1,0 +1,43 @@
+"""Domain errors: raised below the API layer, mapped to HTTP codes and CLI exits at the edge.
+
+Lower layers never raise ``HTTPException`` or call ``sys.exit``; the API maps these classes to
+status codes in one place (``controlplane.api.errors``) and the CLI to exit code 2.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class; ``str(err)`` is a complete one-line message fit for an operator."""
+
+
+class ValidationError(DomainError):
+    """Input that is well-formed but not acceptable (HTTP 422)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFoundError(DomainError):
+    """The named object does not exist (HTTP 404)."""
+
+
+class ConflictError(DomainError):
+    """The change collides with existing state, e.g. a duplicate name (HTTP 409)."""
+
+
+class UnauthenticatedError(DomainError):
+    """No credentials, or credentials that match no live token (HTTP 401)."""
+
+
+class PermissionDeniedError(DomainError):
+    """Authenticated, but the role is too low for the action (HTTP 403)."""
+
+
+class StoreUnavailableError(DomainError):
+    """The SQL store cannot be reached; the message names the URL with its password masked."""
+
+
+class SchemaOutdatedError(DomainError):
+    """The store's schema is not at the code's head revision; the message names the fix."""

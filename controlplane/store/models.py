@@ -1,0 +1,211 @@
+"""ORM rows. Rows stay inside the store layer: callers get pydantic read models or dataclasses.
+
+Relationships are ``lazy="raise"`` so an accidental N+1 query fails in tests instead of
+slowing production. Invariants that must hold under concurrency live in the database
+(unique and partial unique indexes), not in application checks that can race.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON
+from sqlalchemy import BigInteger
+from sqlalchemy import Boolean
+from sqlalchemy import Float
+from sqlalchemy import ForeignKey
+from sqlalchemy import Index
+from sqlalchemy import Integer
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy import UniqueConstraint
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
+
+from controlplane.store.base import Base
+from controlplane.store.base import Timestamped
+from controlplane.store.base import utcnow
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+ACTIVE_ROLLOUT_STATES = ("pending", "applying", "baking")
+_ACTIVE_ROLLOUT_SQL = "state IN ('pending', 'applying', 'baking')"
+
+
+class UserRow(Timestamped, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    tokens: Mapped[list[ApiTokenRow]] = relationship(
+        back_populates="user", lazy="raise", cascade="all, delete-orphan"
+    )
+
+
+class ApiTokenRow(Base):
+    """An API token; only its SHA-256 is stored (the secret is shown once, at creation)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+    user: Mapped[UserRow] = relationship(back_populates="tokens", lazy="raise")
+
+
+class EngineRow(Timestamped, Base):
+    __tablename__ = "engines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(String(2048))
+    metrics_url: Mapped[str | None] = mapped_column(String(2048))
+    # Needed in clear to call the engine's admin API; never returned by the read models.
+    admin_token: Mapped[str | None] = mapped_column(String(512))
+    approval_mode: Mapped[str] = mapped_column(String(16), default="auto")
+    description: Mapped[str] = mapped_column(Text, default="")
+    labels: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+
+    configs: Mapped[list[EngineConfigRow]] = relationship(
+        back_populates="engine", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class EngineConfigRow(Base):
+    """One version of an engine's configuration; at most one per engine is last known good."""
+
+    __tablename__ = "engine_configs"
+    __table_args__ = (
+        UniqueConstraint("engine_id", "version"),
+        Index(
+            "uq_engine_configs__one_lkg_per_engine",
+            "engine_id",
+            unique=True,
+            sqlite_where=text("is_last_known_good"),
+            postgresql_where=text("is_last_known_good"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engine_id: Mapped[int] = mapped_column(ForeignKey("engines.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    source: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    is_last_known_good: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    engine: Mapped[EngineRow] = relationship(back_populates="configs", lazy="raise")
+
+
+class RolloutRow(Timestamped, Base):
+    """Every change to a live engine, with the evidence that decided its fate."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (
+        # One rollout in flight per engine, enforced where it cannot race.
+        Index(
+            "uq_rollouts__one_active_per_engine",
+            "engine_id",
+            unique=True,
+            sqlite_where=text(_ACTIVE_ROLLOUT_SQL),
+            postgresql_where=text(_ACTIVE_ROLLOUT_SQL),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engine_id: Mapped[int] = mapped_column(
+        ForeignKey("engines.id", ondelete="CASCADE"), index=True
+    )
+    from_config_id: Mapped[int | None] = mapped_column(
+        ForeignKey("engine_configs.id", ondelete="SET NULL")
+    )
+    to_config_id: Mapped[int | None] = mapped_column(
+        ForeignKey("engine_configs.id", ondelete="SET NULL")
+    )
+    reason: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None]
+
+
+class SampleRow(Base):
+    """One point of a time series.
+
+    ``ts`` is Unix seconds as a float and ``labels`` canonical JSON text (sorted keys): both
+    insert fast in bulk and compare exactly, which is what series identity needs.
+    """
+
+    __tablename__ = "samples"
+    __table_args__ = (Index(None, "metric", "source", "ts"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ts: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(200))
+    metric: Mapped[str] = mapped_column(String(200))
+    labels: Mapped[str] = mapped_column(Text, default="{}")
+    value: Mapped[float] = mapped_column(Float)
+
+
+class SloRow(Timestamped, Base):
+    __tablename__ = "slos"
+    __table_args__ = (UniqueConstraint("engine_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engine_id: Mapped[int] = mapped_column(ForeignKey("engines.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    quantile: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    window_s: Mapped[float] = mapped_column(Float)
+
+
+class TuningRunRow(Timestamped, Base):
+    __tablename__ = "tuning_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engine_id: Mapped[int] = mapped_column(
+        ForeignKey("engines.id", ondelete="CASCADE"), index=True
+    )
+    study_name: Mapped[str] = mapped_column(String(128), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    objective: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    actor: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class AuditEventRow(Base):
+    """Append-only record of every mutation: who did what to which object, and its details."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index(None, "target_type", "target_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

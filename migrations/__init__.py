@@ -1,0 +1,1 @@
+"""Alembic migrations of the control plane's SQL store (run through ``cplane db upgrade``)."""

@@ -1,0 +1,1 @@
+"""Layer 2: the autotuner (Optuna ask/tell) and the synthetic load generator it measures with."""
