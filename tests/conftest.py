@@ -1,3 +1,3 @@
 """Fixture modules by concern live in tests/fixtures/; they are registered here."""
 
-pytest_plugins = ["tests.fixtures.db", "tests.fixtures.api"]
+pytest_plugins = ["tests.fixtures.db", "tests.fixtures.api", "tests.fixtures.engines"]

@@ -4,8 +4,15 @@ from controlplane.domain.config import ConfigValue
 from controlplane.domain.config import EngineConfig
 from controlplane.domain.config import Knob
 from controlplane.domain.config import SearchSpace
+from controlplane.domain.engines import EngineTarget
+from controlplane.domain.engines import Health
+from controlplane.domain.engines import MetricMap
+from controlplane.domain.engines import MetricSource
+from controlplane.domain.engines import Series
 from controlplane.domain.errors import ConflictError
 from controlplane.domain.errors import DomainError
+from controlplane.domain.errors import EngineRejectedError
+from controlplane.domain.errors import EngineUnreachableError
 from controlplane.domain.errors import NotFoundError
 from controlplane.domain.errors import PermissionDeniedError
 from controlplane.domain.errors import SchemaOutdatedError
@@ -21,6 +28,13 @@ __all__ = [
     "SearchSpace",
     "ConflictError",
     "DomainError",
+    "EngineRejectedError",
+    "EngineTarget",
+    "EngineUnreachableError",
+    "Health",
+    "MetricMap",
+    "MetricSource",
+    "Series",
     "NotFoundError",
     "PermissionDeniedError",
     "Role",

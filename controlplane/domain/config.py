@@ -24,7 +24,12 @@ KnobKind = Literal["int", "float", "choice"]
 
 @dataclass(frozen=True)
 class Knob:
-    """One adjustable setting of an engine and its legal values."""
+    """One adjustable setting of an engine and its legal values.
+
+    ``choices`` alone: only those values are legal. ``low``/``high`` alone: any value in the
+    range. Both: any value in the range is legal, and ``choices`` are the grid the tuner
+    explores (an engine accepts batch 12, the tuner tries 1, 2, 4, ...).
+    """
 
     name: str
     kind: KnobKind
@@ -43,14 +48,13 @@ class Knob:
     def validate(self, value: object) -> ConfigValue:
         """Return ``value`` coerced to the knob's type, or raise :class:`ValidationError`."""
         coerced = self._coerce(value)
-        if self.choices:
+        if self.kind == "choice" or self.low is None or self.high is None:
             if coerced not in self.choices:
                 legal = ", ".join(str(c) for c in self.choices)
                 raise ValidationError(
                     f"{self.name}={value!r} is not a legal value (legal: {legal})", field=self.name
                 )
             return coerced
-        assert self.low is not None and self.high is not None
         assert isinstance(coerced, int | float)
         if not (self.low <= coerced <= self.high):
             raise ValidationError(

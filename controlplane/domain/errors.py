@@ -41,3 +41,11 @@ class StoreUnavailableError(DomainError):
 
 class SchemaOutdatedError(DomainError):
     """The store's schema is not at the code's head revision; the message names the fix."""
+
+
+class EngineUnreachableError(DomainError):
+    """The engine did not answer (connection refused, timeout, 5xx); HTTP 502 at the edge."""
+
+
+class EngineRejectedError(ValidationError):
+    """The engine refused a request as invalid (e.g. a config it cannot run); HTTP 422."""

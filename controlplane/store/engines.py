@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from controlplane.domain import ConflictError
+from controlplane.domain import EngineTarget
 from controlplane.domain import NotFoundError
 from controlplane.schemas.engines import EngineCreate
 from controlplane.schemas.engines import EngineUpdate
@@ -95,3 +96,14 @@ def _redacted(values: dict[str, Any]) -> dict[str, Any]:
     if "admin_token" in out:
         out["admin_token"] = None if out["admin_token"] is None else "***"
     return out
+
+
+def engine_target(row: EngineRow) -> EngineTarget:
+    """The frozen description adapters are built from (rows never leave the store layer)."""
+    return EngineTarget(
+        name=row.name,
+        kind=row.kind,
+        url=row.url,
+        metrics_url=row.metrics_url,
+        admin_token=row.admin_token,
+    )

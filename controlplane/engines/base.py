@@ -1,0 +1,78 @@
+"""The engine adapter protocol: the one way the control plane talks to an inference engine.
+
+Every engine kind (the reference engine, Triton, a process-managed vLLM) implements these few
+operations; nothing above layer 1 knows which kind it talks to. Knob names are canonical
+across kinds where the concept is shared: ``max_batch_size``, ``streams`` (concurrent model
+instances / CUDA streams), ``precision``; adapters may add their own.
+
+Adapters are synchronous (the guard, the tuner and APScheduler 3 are), hold one HTTP client
+each, and are safe to call from one thread at a time. Build them with
+:func:`controlplane.engines.registry.adapter_for`; close them when done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+from typing import Protocol
+from typing import runtime_checkable
+
+from controlplane.domain import ConfigValue
+from controlplane.domain import EngineConfig
+from controlplane.domain import EngineTarget
+from controlplane.domain import Health
+from controlplane.domain import MetricMap
+from controlplane.domain import SearchSpace
+
+
+@runtime_checkable
+class EngineAdapter(Protocol):
+    kind: ClassVar[str]
+    target: EngineTarget
+    metric_map: ClassVar[MetricMap]
+
+    @property
+    def metrics_url(self) -> str:
+        """The engine's Prometheus endpoint."""
+        ...
+
+    def search_space(self) -> SearchSpace:
+        """The knobs this engine supports and their legal values on its hardware.
+
+        Raises:
+            EngineUnreachableError: the engine did not answer.
+        """
+        ...
+
+    def current_config(self) -> EngineConfig:
+        """The configuration the engine serves with now, as the engine reports it.
+
+        Raises:
+            EngineUnreachableError: the engine did not answer.
+        """
+        ...
+
+    def apply(self, changes: Mapping[str, ConfigValue]) -> EngineConfig:
+        """Change the live configuration; returns only when the engine serves with it.
+
+        ``changes`` may be partial: absent knobs keep their values. Validated against
+        :meth:`search_space` before the engine is touched. On any error the engine keeps
+        serving its previous configuration (the engine's own guarantee, or the adapter's).
+
+        Returns:
+            The full configuration now being served.
+
+        Raises:
+            ValidationError: an unknown knob or an illegal value (nothing was sent).
+            EngineRejectedError: the engine refused the configuration.
+            EngineUnreachableError: the engine did not answer; its state is unknown.
+        """
+        ...
+
+    def health(self) -> Health:
+        """Whether the engine answers its health check; never raises."""
+        ...
+
+    def close(self) -> None:
+        """Release the HTTP client."""
+        ...

@@ -1,0 +1,84 @@
+"""The contract every engine adapter must pass (in the manner of Optuna's StorageTestCase).
+
+Subclass :class:`EngineAdapterContract` and provide an ``adapter`` fixture that returns an
+adapter connected to a live engine, and a ``send_request`` fixture that serves one inference
+request through the engine. The contract is the docstring of ``EngineAdapter``, as tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from controlplane.domain import EngineRejectedError
+from controlplane.domain import ValidationError
+from controlplane.engines.base import EngineAdapter
+
+CANONICAL_KNOBS = ("max_batch_size", "streams", "precision")
+
+
+class EngineAdapterContract:
+    def test_implements_the_protocol(self, adapter: EngineAdapter) -> None:
+        assert isinstance(adapter, EngineAdapter)
+
+    def test_search_space_has_the_canonical_knobs(self, adapter: EngineAdapter) -> None:
+        space = adapter.search_space()
+        for name in CANONICAL_KNOBS:
+            assert name in space, name
+            assert len(space.knob(name).values()) >= 1
+
+    def test_current_config_is_legal(self, adapter: EngineAdapter) -> None:
+        config = adapter.current_config()
+        space = adapter.search_space()
+        assert set(CANONICAL_KNOBS) <= set(config)
+        assert space.validate({k: v for k, v in config.items() if k in space}) == {
+            k: v for k, v in config.items() if k in space
+        }
+
+    def test_apply_returns_when_serving_the_new_config(
+        self, adapter: EngineAdapter, send_request: Callable[[], None]
+    ) -> None:
+        before = adapter.current_config()
+        values = adapter.search_space().knob("max_batch_size").values()
+        target = next(v for v in values if v != before["max_batch_size"])
+        try:
+            served = adapter.apply({"max_batch_size": target})
+            assert served["max_batch_size"] == target
+            assert adapter.current_config()["max_batch_size"] == target
+            send_request()  # serving right away, with the new config
+        finally:
+            adapter.apply({"max_batch_size": before["max_batch_size"]})
+
+    @pytest.mark.parametrize(
+        "changes",
+        [{"max_batch_size": 0}, {"streams": 1000}, {"precision": "fp4"}, {"no_such_knob": 1}],
+    )
+    def test_illegal_changes_are_refused_and_leave_the_engine_alone(
+        self, adapter: EngineAdapter, changes: dict[str, object]
+    ) -> None:
+        before = adapter.current_config()
+        with pytest.raises(ValidationError):
+            adapter.apply(changes)  # type: ignore[arg-type]
+        assert adapter.current_config() == before
+
+    def test_health_is_ok(self, adapter: EngineAdapter) -> None:
+        health = adapter.health()
+        assert health.ok, health.detail
+        assert health.latency_s is not None and health.latency_s >= 0
+
+    def test_every_mapped_metric_is_exposed(
+        self, adapter: EngineAdapter, send_request: Callable[[], None]
+    ) -> None:
+        send_request()
+        text = httpx.get(adapter.metrics_url, timeout=10).text
+        families = {f.name: f.type for f in text_string_to_metric_families(text)}
+        for series, sources in adapter.metric_map.items():
+            for source in sources:
+                assert source.name in families, (series, source.name)
+                assert families[source.name] == source.type, (series, source.name)
+
+
+__all__ = ["EngineAdapterContract", "EngineRejectedError"]

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from controlplane.domain import EngineRejectedError
+from controlplane.domain import EngineTarget
+from controlplane.domain import EngineUnreachableError
+from controlplane.domain import ValidationError
+from controlplane.engines import adapter_for
+from controlplane.engines.base import EngineAdapter
+from controlplane.engines.reference import ReferenceAdapter
+from tests.controlplane.engines.contract import EngineAdapterContract
+from tests.fixtures.engines import RunningEngine
+from tests.fixtures.engines import free_port
+
+
+@pytest.fixture
+def adapter(reference_engine: RunningEngine) -> Iterator[EngineAdapter]:
+    target = EngineTarget(
+        name="ref",
+        kind="reference",
+        url=reference_engine.url,
+        admin_token=reference_engine.admin_token,
+    )
+    adapter = adapter_for(target)
+    yield adapter
+    adapter.close()
+
+
+@pytest.fixture
+def send_request(reference_engine: RunningEngine) -> Callable[[], None]:
+    def send() -> None:
+        response = httpx.post(
+            f"{reference_engine.url}/v1/completions",
+            json={"model": "tiny", "prompt": "hello", "max_tokens": 4},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+
+    return send
+
+
+class TestReferenceAdapter(EngineAdapterContract):
+    pass
+
+
+def test_registry_builds_the_reference_adapter(adapter: EngineAdapter) -> None:
+    assert isinstance(adapter, ReferenceAdapter)
+
+
+def test_unknown_kind_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError, match="no adapter controls kind 'triton'"):
+        adapter_for(EngineTarget(name="t", kind="triton", url="http://127.0.0.1:1"))
+
+
+def test_unreachable_engine() -> None:
+    target = EngineTarget(name="gone", kind="reference", url=f"http://127.0.0.1:{free_port()}")
+    adapter = adapter_for(target)
+    try:
+        assert not adapter.health().ok
+        with pytest.raises(EngineUnreachableError, match="gone"):
+            adapter.current_config()
+    finally:
+        adapter.close()
+
+
+def test_wrong_admin_token_is_not_mistaken_for_success(reference_engine: RunningEngine) -> None:
+    target = EngineTarget(
+        name="ref", kind="reference", url=reference_engine.url, admin_token="wrong"
+    )
+    adapter = adapter_for(target)
+    try:
+        with pytest.raises((EngineUnreachableError, EngineRejectedError)):
+            adapter.current_config()
+    finally:
+        adapter.close()
