@@ -20,6 +20,11 @@ from controlplane.domain.errors import StoreUnavailableError
 from controlplane.domain.errors import UnauthenticatedError
 from controlplane.domain.errors import ValidationError
 from controlplane.domain.roles import Role
+from controlplane.domain.samples import Labels
+from controlplane.domain.samples import Sample
+from controlplane.domain.samples import canonical_labels
+from controlplane.domain.samples import labels_of
+from controlplane.domain.rollouts import RolloutState
 
 __all__ = [
     "ConfigValue",
@@ -38,8 +43,13 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "Role",
+    "RolloutState",
     "SchemaOutdatedError",
     "StoreUnavailableError",
     "UnauthenticatedError",
     "ValidationError",
+    "Labels",
+    "Sample",
+    "canonical_labels",
+    "labels_of",
 ]
