@@ -20,11 +20,13 @@ from controlplane.domain.errors import StoreUnavailableError
 from controlplane.domain.errors import UnauthenticatedError
 from controlplane.domain.errors import ValidationError
 from controlplane.domain.roles import Role
+from controlplane.domain.rollouts import RolloutState
 from controlplane.domain.samples import Labels
 from controlplane.domain.samples import Sample
 from controlplane.domain.samples import canonical_labels
 from controlplane.domain.samples import labels_of
-from controlplane.domain.rollouts import RolloutState
+from controlplane.domain.slo import SLO
+from controlplane.domain.slo import parse_slo
 
 __all__ = [
     "ConfigValue",
@@ -44,10 +46,12 @@ __all__ = [
     "PermissionDeniedError",
     "Role",
     "RolloutState",
+    "SLO",
     "SchemaOutdatedError",
     "StoreUnavailableError",
     "UnauthenticatedError",
     "ValidationError",
+    "parse_slo",
     "Labels",
     "Sample",
     "canonical_labels",

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from controlplane.domain import ConflictError
+from controlplane.domain import NotFoundError
 from controlplane.store.models import EngineConfigRow
 
 
@@ -83,3 +84,10 @@ def mark_last_known_good(session: Session, config: EngineConfigRow) -> None:
     session.flush()
     config.is_last_known_good = True
     session.flush()
+
+
+def get_config(session: Session, config_id: int) -> EngineConfigRow:
+    row = session.get(EngineConfigRow, config_id)
+    if row is None:
+        raise NotFoundError(f"engine config {config_id} not found")
+    return row

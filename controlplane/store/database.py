@@ -79,7 +79,11 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # IMMEDIATE takes the write lock up front. A deferred transaction that read, and then
+    # finds another writer committed meanwhile, cannot upgrade its snapshot and fails at once
+    # ("database is locked", busy timeout or not): with the guard's heartbeats and the
+    # collectors' batches writing concurrently that is routine. Waiting briefly is better.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> SessionFactory:

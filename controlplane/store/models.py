@@ -146,6 +146,9 @@ class RolloutRow(Timestamped, Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None]
+    # Renewed by the process watching the rollout; a start-up reconcile takes over only
+    # rollouts whose heartbeat has gone stale, never one another process is still guarding.
+    heartbeat_at: Mapped[datetime | None]
 
 
 class SampleRow(Base):
@@ -209,3 +212,41 @@ class AuditEventRow(Base):
     target_type: Mapped[str] = mapped_column(String(32))
     target_id: Mapped[str] = mapped_column(String(128))
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class SampleRollupRow(Base):
+    """One minute of one series, aggregated from raw samples before they expire.
+
+    ``last`` keeps counters usable (cumulative value at the end of the minute, so increases
+    across minutes survive); ``min``/``max``/``sum``/``count`` keep gauges usable. Unique per
+    (source, metric, labels, minute) so re-running the rollup merges instead of duplicating.
+    """
+
+    __tablename__ = "sample_rollups"
+    __table_args__ = (
+        UniqueConstraint("source", "metric", "labels", "ts"),
+        Index(None, "metric", "source", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ts: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(200))
+    metric: Mapped[str] = mapped_column(String(200))
+    labels: Mapped[str] = mapped_column(Text, default="{}")
+    last_ts: Mapped[float] = mapped_column(Float)
+    last: Mapped[float] = mapped_column(Float)
+    min: Mapped[float] = mapped_column(Float)
+    max: Mapped[float] = mapped_column(Float)
+    sum: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class IngestBatchRow(Base):
+    """Idempotency keys of ingested batches: a retried push finds its key and stores nothing."""
+
+    __tablename__ = "ingest_batches"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    received: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    samples: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(128))

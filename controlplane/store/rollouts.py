@@ -144,3 +144,37 @@ def list_rollouts(
     if state is not None:
         query = query.where(RolloutRow.state == state.value)
     return list(session.scalars(query))
+
+
+def approve(session: Session, rollout: RolloutRow, *, actor: str) -> RolloutRow:
+    """Clear the approval flag of a pending rollout so a runner may take it."""
+    if rollout.state != RolloutState.pending.value or not rollout.evidence.get(
+        "awaiting_approval"
+    ):
+        raise ConflictError(f"rollout {rollout.id} is not waiting for approval ({rollout.state})")
+    rollout.evidence = {**rollout.evidence, "awaiting_approval": False, "approved_by": actor}
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="rollout.approve",
+        target_type="rollout",
+        target_id=rollout.id,
+    )
+    return rollout
+
+
+def request_rollback(session: Session, rollout: RolloutRow, *, actor: str) -> RolloutRow:
+    """Flag a baking rollout for rollback; its runner (in whatever process) acts on it."""
+    if RolloutState(rollout.state) not in ACTIVE:
+        raise ConflictError(f"rollout {rollout.id} is {rollout.state}: nothing to stop")
+    rollout.evidence = {**rollout.evidence, "rollback_requested_by": actor}
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="rollout.rollback_requested",
+        target_type="rollout",
+        target_id=rollout.id,
+    )
+    return rollout

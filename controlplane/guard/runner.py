@@ -1,0 +1,477 @@
+"""Executes one rollout: baseline, apply, bake under watch, then commit or roll back.
+
+Each state change is committed at once, and a heartbeat thread stamps the rollout while this
+process watches it, so a crash anywhere leaves a rollout that start-up reconcile can find and
+put back on the last known good config. The evidence of every decision (counts, ratios,
+thresholds, the bucket bound used, timings) is stored on the rollout.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from sqlalchemy import update
+
+from collectors import histogram_quantile
+from controlplane.domain import SLO
+from controlplane.domain import ConflictError
+from controlplane.domain import DomainError
+from controlplane.domain import EngineConfig
+from controlplane.domain import EngineRejectedError
+from controlplane.domain import EngineTarget
+from controlplane.domain import EngineUnreachableError
+from controlplane.domain import RolloutState
+from controlplane.domain import ValidationError
+from controlplane.engines import adapter_for
+from controlplane.engines.base import EngineAdapter
+from controlplane.guard.events import EventBus
+from controlplane.guard.events import GuardEvent
+from controlplane.guard.probe import MetricsProbe
+from controlplane.guard.sequential import StaggeredMonitor
+from controlplane.guard.sequential import upper_bound
+from controlplane.guard.windows import Snapshot
+from controlplane.guard.windows import Window
+from controlplane.guard.windows import violations
+from controlplane.settings import GuardSettings
+from controlplane.store import configs
+from controlplane.store import engines
+from controlplane.store import rollouts
+from controlplane.store import slos as slo_store
+from controlplane.store.base import utcnow
+from controlplane.store.database import SessionFactory
+from controlplane.store.models import RolloutRow
+
+AdapterFactory = Callable[[EngineTarget], EngineAdapter]
+ACTOR = "guard"
+MAX_DECISIONS = 240
+
+
+@dataclass(frozen=True)
+class _Plan:
+    rollout_id: int
+    engine_id: int
+    target: EngineTarget
+    changes: dict[str, Any]
+    from_config: dict[str, Any]
+    lkg_config_id: int | None
+    lkg_config: dict[str, Any]
+    to_config_id: int | None
+    slos: tuple[SLO, ...]
+    bake_s: float
+
+
+@dataclass
+class _Outcome:
+    verdict: str  # pass | breach | unreachable | inconclusive | operator
+    summary: str
+    at_s: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class RolloutAborted(Exception):
+    """Someone else (reconcile, an operator) moved the rollout; this runner stands down."""
+
+
+class RolloutRunner:
+    def __init__(
+        self,
+        *,
+        session_factory: SessionFactory,
+        policy: GuardSettings,
+        events: EventBus | None = None,
+        adapter_factory: AdapterFactory = adapter_for,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sessions = session_factory
+        self._policy = policy
+        self._events = events or EventBus()
+        self._adapter_factory = adapter_factory
+        self._clock = clock
+
+    # -- public ---------------------------------------------------------------------------
+
+    def execute(self, rollout_id: int, *, stop: threading.Event | None = None) -> RolloutState:
+        """Run a pending rollout to a terminal state and return that state."""
+        stop = stop or threading.Event()
+        plan = self._load(rollout_id)
+        adapter = self._adapter_factory(plan.target)
+        probe = MetricsProbe(adapter, timeout_s=max(0.5, self._policy.interval_s * 4))
+        heartbeat = _Heartbeat(self._sessions, rollout_id, self._policy.heartbeat_s, stop)
+        heartbeat.start()
+        try:
+            return self._run(plan, adapter, probe, stop)
+        except RolloutAborted:
+            return self._state(rollout_id)
+        finally:
+            heartbeat.stop()
+            probe.close()
+            adapter.close()
+
+    # -- phases ---------------------------------------------------------------------------
+
+    def _run(
+        self, plan: _Plan, adapter: EngineAdapter, probe: MetricsProbe, stop: threading.Event
+    ) -> RolloutState:
+        baseline = self._baseline(plan, probe, stop)
+        self._move(plan, RolloutState.applying, evidence={"baseline": baseline["evidence"]})
+        started = self._clock()
+        try:
+            served = adapter.apply(plan.changes)
+        except (ValidationError, EngineRejectedError) as exc:
+            return self._refused(plan, adapter, exc)
+        except EngineUnreachableError as exc:
+            outcome = _Outcome("unreachable", f"apply failed: {exc}", 0.0)
+            return self._roll_back(plan, adapter, outcome, fail_anyway=True)
+        apply_s = self._clock() - started
+        self._move(
+            plan,
+            RolloutState.baking,
+            evidence={"served_config": served, "apply_s": round(apply_s, 3)},
+        )
+        outcome, decisions = self._bake(plan, probe, stop, baseline["p0"])
+        evidence = {"decisions": decisions, "verdict": _verdict_json(outcome)}
+        if outcome.verdict == "pass" or (
+            outcome.verdict == "inconclusive" and self._policy.on_no_data == "commit"
+        ):
+            return self._commit(plan, outcome, evidence)
+        return self._roll_back(plan, adapter, outcome, evidence=evidence)
+
+    def _baseline(self, plan: _Plan, probe: MetricsProbe, stop: threading.Event) -> dict[str, Any]:
+        """Before the change: how often does the current config violate each SLO?"""
+        first = probe.snapshot()
+        if self._policy.baseline_s > 0:
+            stop.wait(self._policy.baseline_s)
+        last = probe.snapshot()
+        p0: dict[str, float] = {}
+        per_slo: dict[str, Any] = {}
+        for slo in plan.slos:
+            allowed = slo.allowed_violation_rate
+            if first is None or last is None:
+                p0[slo.name] = _clamp(allowed)
+                per_slo[slo.name] = {"available": False, "p0": p0[slo.name]}
+                continue
+            window = last.since(first)
+            w = violations(window, slo)
+            if w.n >= self._policy.min_requests:
+                # New against baseline: a config that was already worse than its SLO is only
+                # rolled back for getting worse still, not for the old config's sins.
+                p0[slo.name] = _clamp(max(allowed, upper_bound(w.n, w.k)))
+            else:
+                p0[slo.name] = _clamp(allowed)
+            per_slo[slo.name] = {
+                **_window_json(w),
+                "p0": round(p0[slo.name], 6),
+                "quantile_s": _quantile(window, slo),
+            }
+        evidence = {"duration_s": self._policy.baseline_s, "slos": per_slo}
+        return {"p0": p0, "evidence": evidence}
+
+    def _bake(
+        self, plan: _Plan, probe: MetricsProbe, stop: threading.Event, p0: dict[str, float]
+    ) -> tuple[_Outcome, list[dict[str, Any]]]:
+        policy = self._policy
+        monitors = {
+            slo.name: StaggeredMonitor(
+                p0=p0[slo.name], alpha=policy.alpha / len(plan.slos), restart_s=policy.restart_s
+            )
+            for slo in plan.slos
+        }
+        decisions: list[dict[str, Any]] = []
+        start = self._clock()
+        last_scrape = start
+        reference: Snapshot | None = None
+        last_logged = -math.inf
+        while True:
+            if stop.wait(policy.interval_s):
+                at = self._clock() - start
+                requested = self._rollback_requested(plan.rollout_id)
+                return _Outcome("operator", f"rollback requested by {requested}", at), decisions
+            now = self._clock()
+            elapsed = now - start
+            snap = probe.snapshot()
+            if snap is None:
+                if now - last_scrape >= policy.unreachable_s:
+                    summary = f"engine unreachable for {now - last_scrape:.1f} s"
+                    return _Outcome("unreachable", summary, elapsed), decisions
+                continue
+            last_scrape = now
+            if reference is None or elapsed < policy.warmup_s:
+                reference = snap
+                continue
+            window = snap.since(reference)
+            enough = True
+            for slo in plan.slos:
+                w = violations(window, slo)
+                verdict = monitors[slo.name].update(n=w.n, k=w.k, now=elapsed)
+                judged = w.n >= policy.min_requests
+                enough = enough and judged
+                breach = judged and verdict.rejected
+                if breach or elapsed - last_logged >= 1.0:
+                    decisions.append(
+                        {
+                            "t_s": round(elapsed, 3),
+                            "slo": slo.name,
+                            **_window_json(w),
+                            "log_ratio": round(verdict.log_ratio, 3),
+                            "threshold": round(verdict.threshold, 3),
+                            "test": verdict.test_index,
+                            "verdict": "breach" if breach else ("hold" if judged else "no_data"),
+                        }
+                    )
+                    del decisions[:-MAX_DECISIONS]
+                if breach:
+                    summary = (
+                        f"{slo.spec()} breached: {w.k} of {w.n} requests violated "
+                        f"(allowed rate {p0[slo.name]:.4f}); log LR {verdict.log_ratio:.2f} "
+                        f">= {verdict.threshold:.2f}"
+                    )
+                    detail = {"slo": slo.spec(), "quantile_s": _quantile(window, slo)}
+                    return _Outcome("breach", summary, elapsed, detail), decisions
+            if elapsed - last_logged >= 1.0:
+                last_logged = elapsed
+            if elapsed >= plan.bake_s and enough:
+                quantiles = {s.name: _quantile(window, s) for s in plan.slos}
+                summary = f"baked {elapsed:.1f} s without a breach"
+                return _Outcome("pass", summary, elapsed, {"quantile_s": quantiles}), decisions
+            if elapsed >= plan.bake_s + policy.no_data_timeout_s:
+                summary = (
+                    f"inconclusive: fewer than {policy.min_requests} requests per SLO "
+                    f"within {elapsed:.0f} s"
+                )
+                return _Outcome("inconclusive", summary, elapsed), decisions
+
+    # -- endings --------------------------------------------------------------------------
+
+    def _commit(self, plan: _Plan, outcome: _Outcome, evidence: dict[str, Any]) -> RolloutState:
+        with self._sessions() as session, session.begin():
+            if plan.to_config_id is not None:
+                configs.mark_last_known_good(
+                    session, configs.get_config(session, plan.to_config_id)
+                )
+            self._move_in(session, plan, RolloutState.committed, evidence=evidence)
+        self._emit(plan, "rollout.committed", outcome.summary, evidence)
+        return RolloutState.committed
+
+    def _refused(self, plan: _Plan, adapter: EngineAdapter, exc: DomainError) -> RolloutState:
+        """The engine refused the config: make sure it still serves what it did, then fail."""
+        try:
+            untouched = _matches(adapter.current_config(), plan.from_config)
+        except EngineUnreachableError:
+            untouched = False
+        if not untouched:
+            outcome = _Outcome("refused", f"engine refused the change: {exc}", 0.0)
+            return self._roll_back(plan, adapter, outcome, fail_anyway=True)
+        evidence = {"verdict": {"outcome": "refused", "summary": str(exc)}}
+        self._move(plan, RolloutState.failed, evidence=evidence, error=str(exc))
+        self._emit(plan, "rollout.failed", f"engine refused the change: {exc}", evidence)
+        return RolloutState.failed
+
+    def _roll_back(
+        self,
+        plan: _Plan,
+        adapter: EngineAdapter,
+        outcome: _Outcome,
+        *,
+        evidence: dict[str, Any] | None = None,
+        fail_anyway: bool = False,
+    ) -> RolloutState:
+        restore = restore_last_known_good(
+            adapter, plan.lkg_config, timeout_s=self._policy.rollback_timeout_s, clock=self._clock
+        )
+        evidence = {
+            **(evidence or {}),
+            "verdict": _verdict_json(outcome),
+            "rollback": restore,
+        }
+        if restore["restored"] and not fail_anyway:
+            self._move(plan, RolloutState.rolled_back, evidence=evidence)
+            self._emit(plan, "rollout.rolled_back", outcome.summary, evidence)
+            return RolloutState.rolled_back
+        error = outcome.summary
+        if not restore["restored"]:
+            error += f"; restoring the last known good config failed: {restore['error']}"
+        self._move(plan, RolloutState.failed, evidence=evidence, error=error)
+        self._emit(plan, "rollout.failed", error, evidence)
+        return RolloutState.failed
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _load(self, rollout_id: int) -> _Plan:
+        with self._sessions() as session, session.begin():
+            row = rollouts.get_rollout(session, rollout_id)
+            if row.state != RolloutState.pending.value:
+                raise ConflictError(f"rollout {rollout_id} is {row.state}, not pending")
+            if row.evidence.get("awaiting_approval"):
+                raise ConflictError(f"rollout {rollout_id} is waiting for an operator's approval")
+            engine = engines.get_engine(session, row.engine_id)
+            lkg = configs.last_known_good(session, engine.id)
+            evidence = row.evidence
+            slos = tuple(slo_store.engine_slos(session, engine.id))
+            return _Plan(
+                rollout_id=row.id,
+                engine_id=engine.id,
+                target=engines.engine_target(engine),
+                changes=dict(evidence["changes"]),
+                from_config=dict(evidence["from_config"]),
+                lkg_config_id=lkg.id if lkg else None,
+                lkg_config=dict(lkg.config if lkg else evidence["from_config"]),
+                to_config_id=row.to_config_id,
+                slos=slos,
+                bake_s=float(evidence.get("bake_s") or self._policy.bake_s),
+            )
+
+    def _move(
+        self,
+        plan: _Plan,
+        state: RolloutState,
+        *,
+        evidence: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self._sessions() as session, session.begin():
+            self._move_in(session, plan, state, evidence=evidence, error=error)
+
+    def _move_in(
+        self,
+        session: Any,
+        plan: _Plan,
+        state: RolloutState,
+        *,
+        evidence: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> RolloutRow:
+        row = rollouts.get_rollout(session, plan.rollout_id)
+        try:
+            return rollouts.move(session, row, state, actor=ACTOR, evidence=evidence, error=error)
+        except ConflictError as exc:
+            raise RolloutAborted(str(exc)) from exc
+
+    def _state(self, rollout_id: int) -> RolloutState:
+        with self._sessions() as session, session.begin():
+            return RolloutState(rollouts.get_rollout(session, rollout_id).state)
+
+    def _rollback_requested(self, rollout_id: int) -> str:
+        with self._sessions() as session, session.begin():
+            row = rollouts.get_rollout(session, rollout_id)
+            return str(row.evidence.get("rollback_requested_by") or "shutdown")
+
+    def _emit(self, plan: _Plan, kind: str, summary: str, detail: dict[str, Any]) -> None:
+        self._events.emit(GuardEvent(kind, plan.target.name, plan.rollout_id, summary, detail))
+
+
+def restore_last_known_good(
+    adapter: EngineAdapter,
+    lkg: EngineConfig | dict[str, Any],
+    *,
+    timeout_s: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Apply ``lkg`` until the engine serves it and answers its health check, or time out.
+
+    Retries cover an engine that is paused or restarting: it comes back and is then put
+    back on LKG, rather than the first refused connection ending the attempt.
+    """
+    started = clock()
+    attempts = 0
+    error = ""
+    while True:
+        attempts += 1
+        try:
+            known = {k: v for k, v in lkg.items() if k in adapter.search_space()}
+            served = adapter.apply(known)
+            health = adapter.health()
+            if health.ok and _matches(served, known):
+                return {
+                    "restored": True,
+                    "attempts": attempts,
+                    "duration_s": round(clock() - started, 3),
+                    "served_config": served,
+                }
+            error = f"after apply: health {health.detail}, serving {served}"
+        except DomainError as exc:
+            error = str(exc)
+        if clock() - started >= timeout_s:
+            return {
+                "restored": False,
+                "attempts": attempts,
+                "duration_s": round(clock() - started, 3),
+                "error": error,
+            }
+        time.sleep(0.2)
+
+
+class _Heartbeat:
+    """Stamps the rollout every ``every`` seconds; sets ``stop`` if an operator asked for a
+    rollback from another process (the request is a flag in the rollout's evidence)."""
+
+    def __init__(
+        self, sessions: SessionFactory, rollout_id: int, every: float, stop: threading.Event
+    ) -> None:
+        self._sessions, self._id, self._every, self._stop = sessions, rollout_id, every, stop
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{rollout_id}")
+        self._thread.daemon = True
+
+    def start(self) -> None:
+        self._beat()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._done.wait(self._every):
+            try:
+                self._beat()
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the bake goes on
+                continue
+
+    def _beat(self) -> None:
+        with self._sessions() as session, session.begin():
+            session.execute(
+                update(RolloutRow).where(RolloutRow.id == self._id).values(heartbeat_at=utcnow())
+            )
+            row = session.get(RolloutRow, self._id)
+            if row is not None and row.evidence.get("rollback_requested_by"):
+                self._stop.set()
+
+
+def _matches(served: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return all(served.get(k) == v for k, v in wanted.items())
+
+
+def _clamp(p: float) -> float:
+    return min(max(p, 1e-6), 0.9)
+
+
+def _window_json(w: Window) -> dict[str, Any]:
+    return {
+        "n": w.n,
+        "k": w.k,
+        "rate": None if w.rate is None else round(w.rate, 6),
+        "bound_s": w.bound,
+    }
+
+
+def _quantile(window: Snapshot, slo: SLO) -> float | None:
+    if slo.quantile is None:
+        return None
+    per_le = window.buckets.get(slo.series.value, {})
+    q = histogram_quantile(slo.quantile, sorted(per_le.items()))
+    return None if math.isnan(q) else round(q, 6)
+
+
+def _verdict_json(outcome: _Outcome) -> dict[str, Any]:
+    return {
+        "outcome": outcome.verdict,
+        "summary": outcome.summary,
+        "at_s": round(outcome.at_s, 3),
+        **outcome.detail,
+    }
