@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 from pydantic import ConfigDict
@@ -47,6 +48,117 @@ class DatabaseSettings(BaseModel):
     )
 
 
+class CollectorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        False,
+        description="Run the collectors (engine scrapes, GPU, host) inside the API process. "
+        "Off: the API only serves what agents push and what is stored.",
+    )
+    scrape_interval_s: float = Field(
+        5.0, ge=0.1, le=3600, description="How often each registered engine is scraped."
+    )
+    fast_interval_s: float = Field(
+        0.5, ge=0.1, le=60, description="Scrape interval of an engine under a rollout."
+    )
+    scrape_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Whole-scrape time limit (connect, answer and body)."
+    )
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest /metrics body read; a bigger one fails the scrape.",
+    )
+    scrape_workers: int = Field(
+        16, ge=1, le=256, description="Scrapes that may run at the same time."
+    )
+    targets_refresh_s: float = Field(
+        10.0, gt=0, le=3600, description="How often the list of engines is re-read."
+    )
+    system_interval_s: float = Field(
+        5.0, ge=0.1, le=3600, description="How often GPU (NVML) and host (psutil) are read."
+    )
+    gpu: bool = Field(True, description="Read GPUs through NVML when a driver is present.")
+    host: bool = Field(True, description="Read host CPU and memory and engine processes.")
+    buffer_samples: int = Field(
+        200_000,
+        ge=1000,
+        le=10_000_000,
+        description="Samples buffered for the store; beyond it samples are dropped and counted.",
+    )
+    batch_samples: int = Field(
+        5000, ge=1, le=100_000, description="Samples written per store transaction."
+    )
+    flush_interval_s: float = Field(
+        1.0, gt=0, le=60, description="Longest a sample waits in the buffer before a write."
+    )
+    raw_retention_s: float = Field(
+        2 * 86400.0,
+        ge=60,
+        description="Raw samples older than this are folded into one-minute rollups.",
+    )
+    rollup_retention_s: float = Field(
+        90 * 86400.0, ge=3600, description="One-minute rollups older than this are deleted."
+    )
+    push_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="Agent mode: time limit of one push to the server."
+    )
+
+
+class GuardSettings(BaseModel):
+    """How every change is watched; see docs/guard.md for what each knob trades."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval_s: float = Field(
+        0.25, gt=0, le=10, description="Scrape and decide this often while a rollout bakes."
+    )
+    baseline_s: float = Field(
+        5.0, ge=0, le=600, description="Traffic observed before a change to set its baseline."
+    )
+    warmup_s: float = Field(
+        0.5,
+        ge=0,
+        le=300,
+        description="Requests finishing this soon after a change are not judged.",
+    )
+    bake_s: float = Field(
+        60.0, gt=0, le=86_400, description="Default bake window before a change is committed."
+    )
+    min_requests: int = Field(
+        20, ge=1, le=1_000_000, description="Requests needed before any verdict on a change."
+    )
+    alpha: float = Field(
+        0.01, gt=0, lt=0.5, description="Bound on the false-rollback probability per bake."
+    )
+    restart_s: float = Field(
+        2.0, gt=0, le=600, description="A fresh sequential test starts this often (late breaches)."
+    )
+    no_data_timeout_s: float = Field(
+        30.0, gt=0, le=86_400, description="Extra hold after the bake when traffic was too thin."
+    )
+    on_no_data: Literal["rollback", "commit"] = Field(
+        "rollback", description="What an inconclusive bake ends in once the hold runs out."
+    )
+    unreachable_s: float = Field(
+        2.0, gt=0, le=600, description="Scrapes failing this long mid-bake count as a breach."
+    )
+    rollback_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Keep retrying the restore of the last known good this long.",
+    )
+    heartbeat_s: float = Field(
+        1.0, gt=0, le=60, description="A guarding process stamps its rollouts this often."
+    )
+    stale_after_s: float = Field(
+        10.0, gt=0, le=3600, description="A rollout unstamped this long is reconciled to LKG."
+    )
+
+
 class Settings(BaseSettings):
     """Root settings: environment variables ``CP_<FIELD>`` and ``CP_<GROUP>__<FIELD>``."""
 
@@ -72,6 +184,10 @@ class Settings(BaseSettings):
     )
     api: ApiSettings = Field(default_factory=ApiSettings, description="API server.")
     db: DatabaseSettings = Field(default_factory=DatabaseSettings, description="SQL store.")
+    guard: GuardSettings = Field(default_factory=GuardSettings, description="Guarded rollouts.")
+    collectors: CollectorSettings = Field(
+        default_factory=CollectorSettings, description="Metric collectors."
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import Depends
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
 import controlplane
+from controlplane.api import collectors
 from controlplane.api import errors
+from controlplane.api import guard
 from controlplane.api.deps import require
 from controlplane.api.routers import PROTECTED
 from controlplane.api.routers import PUBLIC
@@ -34,13 +39,23 @@ def create_app(settings: Settings, *, db_engine: Engine | None = None) -> FastAP
         title="Inference control plane",
         version=controlplane.__version__,
         description="Observe, tune and guard LLM inference engines.",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.db_engine = engine
     app.state.session_factory = make_session_factory(engine)
+    collectors.install(app)
+    guard.install(app)
     errors.install(app)
     for router in PUBLIC:
         app.include_router(router)
     for router in PROTECTED:
         app.include_router(router, dependencies=[Depends(require(Role.viewer))])
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Collectors first, so the guard's reconcile runs with metrics already flowing.
+    async with collectors.lifespan(app), guard.lifespan(app):
+        yield

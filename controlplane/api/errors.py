@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 
 from controlplane.domain import ConflictError
 from controlplane.domain import DomainError
+from controlplane.domain import EngineRejectedError
+from controlplane.domain import EngineUnreachableError
 from controlplane.domain import NotFoundError
 from controlplane.domain import PermissionDeniedError
 from controlplane.domain import SchemaOutdatedError
@@ -27,7 +29,9 @@ from controlplane.domain import ValidationError
 log = logging.getLogger(__name__)
 
 STATUS = {
+    EngineRejectedError: 422,
     ValidationError: 422,
+    EngineUnreachableError: 502,
     NotFoundError: 404,
     ConflictError: 409,
     UnauthenticatedError: 401,

@@ -8,7 +8,20 @@ from fastapi import APIRouter
 from controlplane.api.routes import audit
 from controlplane.api.routes import engines
 from controlplane.api.routes import health
+from controlplane.api.routes import ingest
 from controlplane.api.routes import me
+from controlplane.api.routes import metrics
+from controlplane.api.routes import rollouts
+from controlplane.api.routes import series
+from controlplane.api.routes import slos
 
-PUBLIC: tuple[APIRouter, ...] = (health.router,)
-PROTECTED: tuple[APIRouter, ...] = (engines.router, audit.router, me.router)
+PUBLIC: tuple[APIRouter, ...] = (health.router, metrics.router)
+PROTECTED: tuple[APIRouter, ...] = (
+    engines.router,
+    audit.router,
+    me.router,
+    series.router,
+    ingest.router,
+    rollouts.router,
+    slos.router,
+)

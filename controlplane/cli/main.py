@@ -11,8 +11,11 @@ from typing import Annotated
 import pydantic
 import typer
 
+from controlplane.cli import agent
 from controlplane.cli import db
 from controlplane.cli import engines
+from controlplane.cli import rollouts
+from controlplane.cli import slos
 from controlplane.cli import users
 from controlplane.cli.context import CliContext
 from controlplane.cli.context import cli_context
@@ -28,9 +31,13 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(db.app, name="db")
+engines.app.command("apply")(rollouts.apply)
 app.add_typer(engines.app, name="engine")
+app.add_typer(rollouts.app, name="rollout")
+app.add_typer(slos.app, name="slo")
 app.add_typer(users.user_app, name="user")
 app.add_typer(users.token_app, name="token")
+app.command()(agent.agent)
 
 
 @app.callback()

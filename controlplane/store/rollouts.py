@@ -45,6 +45,9 @@ def start_rollout(
         actor=actor,
         state=RolloutState.pending.value,
         evidence=evidence or {},
+        # Its creator watches it until a runner takes over; reconcile must not call it
+        # abandoned in between.
+        heartbeat_at=utcnow(),
     )
     try:
         with session.begin_nested():

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+from fastapi import Path
+from fastapi import Response
+
+from controlplane.api.deps import Operator
+from controlplane.api.deps import SessionDep
+from controlplane.api.deps import Viewer
+from controlplane.api.deps import actor
+from controlplane.domain import parse_slo
+from controlplane.schemas.slos import SloCreate
+from controlplane.schemas.slos import SloRead
+from controlplane.store import engines
+from controlplane.store import slos
+
+router = APIRouter(prefix="/api/v1/engines/{engine}/slos", tags=["SLOs"])
+EngineRef = Annotated[str, Path(description="Engine id or name.", max_length=100)]
+
+
+@router.get("", response_model=list[SloRead])
+def list_slos(engine: EngineRef, session: SessionDep, who: Viewer) -> list[SloRead]:
+    with session.begin():
+        row = engines.get_engine(session, engine)
+        return [SloRead.from_row(r) for r in slos.list_slos(session, row.id)]
+
+
+@router.put("", response_model=SloRead)
+def set_slo(engine: EngineRef, body: SloCreate, session: SessionDep, who: Operator) -> SloRead:
+    """Create or replace the SLO of that name (`p99`, `ttft_p95`, `error_rate`)."""
+    slo = parse_slo(body.spec, window_s=body.window_s)
+    with session.begin():
+        row = engines.get_engine(session, engine)
+        return SloRead.from_row(slos.set_slo(session, engine_id=row.id, slo=slo, actor=actor(who)))
+
+
+@router.delete("/{name}", status_code=204)
+def remove_slo(
+    engine: EngineRef,
+    name: Annotated[str, Path(max_length=64)],
+    session: SessionDep,
+    who: Operator,
+) -> Response:
+    with session.begin():
+        row = engines.get_engine(session, engine)
+        slos.remove_slo(session, engine_id=row.id, name=name, actor=actor(who))
+    return Response(status_code=204)
