@@ -28,6 +28,7 @@ from controlplane.domain import MetricMap
 from controlplane.domain import MetricSource
 from controlplane.domain import Sample
 from controlplane.domain import Series
+from controlplane.domain.samples import Labels
 from controlplane.engines.metric_maps import SERIES_TYPES
 
 
@@ -90,28 +91,47 @@ def index_for(metric_map: MetricMap) -> dict[str, tuple[_Target, ...]]:
     return cached[1]
 
 
+_SAMPLE_LINE = re.compile(
+    r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"\\\n]*\",?)*)\})?"
+    # Only number-shaped values, so a line of prose is not a sample and falls to the real
+    # parser, which rejects it.
+    r"[ \t]+([-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|[0-9]+\.|NaN|Inf))"
+    r"(?:[ \t]+-?[0-9]+)?[ \t]*$",
+    re.MULTILINE,
+)
+_COMMENT_OK = ("# HELP ", "# TYPE ", "# EOF")
+_BAD_COMMENT = re.compile(r"^#(?! HELP | TYPE |\s*EOF)", re.MULTILINE)
+
+
+def _fast_triples(text: str) -> list[tuple[str, str, str]] | None:
+    """(name, label text, value text) of every sample line, or ``None`` when some line
+    needs the real parser.
+
+    One ``findall`` over the whole body runs the line loop in C; the matches are counted
+    against the body's non-comment lines, so a line it could not read (escapes, garbage)
+    sends the page to prometheus-client instead of being skipped.
+    """
+    triples: list[tuple[str, str, str]] = _SAMPLE_LINE.findall(text)
+    if _BAD_COMMENT.search(text):
+        return None
+    lines = text.count("\n") + 1
+    comments = text.count("\n#") + (1 if text.startswith("#") else 0)
+    blank = text.count("\n\n") + (1 if text.startswith("\n") else 0) + 1  # the final ""
+    if len(triples) != lines - comments - blank:
+        return None
+    return triples
+
+
 def _fast_lines(text: str) -> Iterator[tuple[str, dict[str, str], float]] | None:
-    """All samples via the fast path, or ``None`` when some line needs the real parser."""
-    out: list[tuple[str, dict[str, str], float]] = []
-    match_line = _LINE.fullmatch
-    for line in text.split("\n"):
-        if not line or line[0] == "#":
-            if line.startswith("#") and not (
-                line.startswith("# HELP ") or line.startswith("# TYPE ") or line == "# EOF"
-            ):
-                return None
-            continue
-        m = match_line(line)
-        if m is None:
-            return None
-        name, label_text, raw_value = m.groups()
-        try:
-            value = float(raw_value)
-        except ValueError:
-            return None
-        labels = dict(_LABEL.findall(label_text)) if label_text else {}
-        out.append((name, labels, value))
-    return iter(out)
+    triples = _fast_triples(text)
+    if triples is None:
+        return None
+    try:
+        return iter(
+            [(n, dict(_LABEL.findall(lt)) if lt else {}, float(v)) for n, lt, v in triples]
+        )
+    except ValueError:
+        return None
 
 
 def _slow_lines(text: str) -> Iterator[tuple[str, dict[str, str], float]]:
@@ -142,25 +162,84 @@ def parse(text: str, *, source: str, metric_map: MetricMap, ts: float) -> list[S
     Raises:
         ParseError: the body is not Prometheus text exposition.
     """
+    if text and not text.endswith("\n"):
+        raise ParseError("body does not end with a newline: truncated")
     index = index_for(metric_map)
+    triples = _fast_triples(text)
+    if triples is None:
+        return _canonical(_slow_lines(text), index, source, ts)
+    # Fast path: labels are parsed only for names the map wants, once per distinct text.
     samples: list[Sample] = []
-    for name, labels, value in raw_samples(text):
+    cache: dict[str, Labels] = {}
+    for name, label_text, raw_value in triples:
+        targets = index.get(name)
+        if not targets:
+            continue
+        try:
+            value = float(raw_value)
+        except ValueError:
+            return _canonical(_slow_lines(text), index, source, ts)
+        if not math.isfinite(value):
+            continue
+        label_tuple = cache.get(label_text)
+        if label_tuple is None:
+            label_tuple = tuple(sorted(_split_labels(label_text)))
+            cache[label_text] = label_tuple
+        for t in targets:
+            src = t.source
+            if src.scale == 1.0 and not src.match and not src.exclude:
+                samples.append(Sample(ts, source, t.metric, label_tuple, value))  # common case
+                continue
+            sample = _sample(t, dict(label_tuple), label_tuple, value, source, ts)
+            if sample is not None:
+                samples.append(sample)
+    return samples
+
+
+def _split_labels(label_text: str) -> list[tuple[str, str]]:
+    """``a="x",b="y"`` -> pairs. Safe by construction: the fast-path pattern only accepts
+    values without quotes or backslashes, so ``",`` can only end a value."""
+    if not label_text:
+        return []
+    pairs = []
+    for part in label_text.rstrip(",").split('",'):
+        key, _, value = part.partition('="')
+        pairs.append((key, value[:-1] if value.endswith('"') else value))
+    return pairs
+
+
+def _canonical(
+    lines: Iterable[tuple[str, dict[str, str], float]],
+    index: dict[str, tuple[_Target, ...]],
+    source: str,
+    ts: float,
+) -> list[Sample]:
+    samples: list[Sample] = []
+    for name, labels, value in lines:
         targets = index.get(name)
         if not targets or not math.isfinite(value):
             continue
+        label_tuple = tuple(sorted(labels.items()))
         for t in targets:
-            if not t.source.accepts(labels):
-                continue
-            scale = t.source.scale
-            out_labels = labels
-            out_value = value
-            if t.part == "bucket":
-                if scale != 1.0 and "le" in labels:
-                    out_labels = dict(labels)
-                    out_labels["le"] = floatToGoString(float(labels["le"]) * scale)
-            elif t.part != "count":
-                out_value = value * scale
-            samples.append(
-                Sample(ts, source, t.metric, tuple(sorted(out_labels.items())), out_value)
-            )
+            sample = _sample(t, labels, label_tuple, value, source, ts)
+            if sample is not None:
+                samples.append(sample)
     return samples
+
+
+def _sample(
+    t: _Target, labels: dict[str, str], label_tuple: Labels, value: float, source: str, ts: float
+) -> Sample | None:
+    src = t.source
+    if (src.match or src.exclude) and not src.accepts(labels):
+        return None
+    scale = src.scale
+    if t.part == "bucket":
+        if scale != 1.0 and "le" in labels:
+            scaled = dict(labels)
+            scaled["le"] = floatToGoString(float(labels["le"]) * scale)
+            label_tuple = tuple(sorted(scaled.items()))
+        return Sample(ts, source, t.metric, label_tuple, value)
+    if t.part != "count":
+        value = value * scale
+    return Sample(ts, source, t.metric, label_tuple, value)

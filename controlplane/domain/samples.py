@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -27,10 +27,13 @@ def canonical_labels(labels: Labels) -> str:
     return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):
     """One point: ``ts`` Unix seconds, ``source`` the engine (or host) it describes,
-    ``metric`` a canonical series name, ``value`` finite."""
+    ``metric`` a canonical series name, ``value`` finite.
+
+    A named tuple rather than a frozen dataclass: a scrape makes thousands of these, and a
+    tuple is built in a third of the time while staying immutable and hashable.
+    """
 
     ts: float
     source: str
