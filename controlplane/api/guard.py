@@ -12,6 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from controlplane.engines import adapter_for
 from controlplane.guard import GuardService
 from controlplane.settings import Settings
+from controlplane.store import engines
+from controlplane.store import rollouts
 
 
 def install(app: FastAPI) -> None:
@@ -26,6 +28,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sessions=app.state.session_factory,
         policy=settings.guard,
         adapter_factory=app.state.adapter_factory,
+        watching=lambda rollout_id, active: _fast_scrape(app, rollout_id, active),
     )
     service.start()
     app.state.guard = service
@@ -34,3 +37,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.guard = None
         await run_in_threadpool(service.shutdown)
+
+
+def _fast_scrape(app: FastAPI, rollout_id: int, active: bool) -> None:
+    """While a rollout bakes, the collectors scrape its engine at the fast rate, so the
+    stored series (and dashboards) show the change at the resolution the guard sees it."""
+    runtime = app.state.collectors
+    if runtime is None:
+        return
+    with app.state.session_factory() as session:
+        row = rollouts.get_rollout(session, rollout_id)
+        name = engines.get_engine(session, row.engine_id).name
+    try:
+        runtime.scraper.set_fast(name, active)
+    except KeyError:
+        pass  # not scraped (yet): the next target refresh picks it up at the normal rate

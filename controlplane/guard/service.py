@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
 
@@ -29,8 +30,12 @@ class GuardService:
         events: EventBus | None = None,
         adapter_factory: AdapterFactory = adapter_for,
         max_parallel: int = 8,
+        watching: Callable[[int, bool], None] | None = None,
     ) -> None:
+        """``watching(rollout_id, active)`` is told when a rollout starts and stops being
+        guarded here, e.g. to scrape that engine at the fast rate meanwhile."""
         self.events = events or EventBus()
+        self._watching = watching
         self._sessions = sessions
         self._policy = policy
         self._adapter_factory = adapter_factory
@@ -84,6 +89,7 @@ class GuardService:
         self._reconciler.join(timeout=5)
 
     def _run(self, rollout_id: int, stop: threading.Event) -> RolloutState:
+        self._notify(rollout_id, True)
         try:
             return self._runner.execute(rollout_id, stop=stop)
         except Exception:
@@ -92,8 +98,17 @@ class GuardService:
             )
             raise
         finally:
+            self._notify(rollout_id, False)
             with self._lock:
                 self._stops.pop(rollout_id, None)
+
+    def _notify(self, rollout_id: int, active: bool) -> None:
+        if self._watching is None:
+            return
+        try:
+            self._watching(rollout_id, active)
+        except Exception:  # noqa: BLE001 - observability must not break the guard
+            log.exception("watching hook failed for rollout %d", rollout_id)
 
     def _reconcile_loop(self) -> None:
         while not self._closing.is_set():
