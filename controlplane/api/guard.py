@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import Counter
 from starlette.concurrency import run_in_threadpool
 
 from controlplane.engines import adapter_for
+from controlplane.guard import GuardEvent
 from controlplane.guard import GuardService
 from controlplane.settings import Settings
 from controlplane.store import engines
@@ -30,6 +32,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         adapter_factory=app.state.adapter_factory,
         watching=lambda rollout_id, active: _fast_scrape(app, rollout_id, active),
     )
+    _export_outcomes(app, service)
     service.start()
     app.state.guard = service
     try:
@@ -52,3 +55,19 @@ def _fast_scrape(app: FastAPI, rollout_id: int, active: bool) -> None:
         runtime.scraper.set_fast(name, active)
     except KeyError:
         pass  # not scraped (yet): the next target refresh picks it up at the normal rate
+
+
+def _export_outcomes(app: FastAPI, service: GuardService) -> None:
+    """``cplane_rollouts_total{engine, outcome}`` on ``/metrics``, for alert rules such as
+    "an engine was rolled back" or "a rollout failed and needs a human"."""
+    counter = Counter(
+        "cplane_rollouts",
+        "Rollouts that reached a terminal state, by engine and outcome.",
+        ["engine", "outcome"],
+        registry=app.state.metrics_registry,
+    )
+
+    def count(event: GuardEvent) -> None:
+        counter.labels(event.engine, event.kind.removeprefix("rollout.")).inc()
+
+    service.events.subscribe(count)

@@ -117,5 +117,7 @@ def test_apply_dry_run_then_guarded_apply_then_conflict_then_rollback(
         time.sleep(0.1)
     assert body["state"] == "rolled_back"
     assert body["evidence"]["verdict"]["outcome"] == "operator"
+    exported = client.get("/metrics").text
+    assert 'cplane_rollouts_total{engine="ref",outcome="rolled_back"} 1.0' in exported
     assert _engine_config(engine)["max_batch_size"] == 8
     assert client.get("/api/v1/rollouts/999999", headers=op).status_code == 404
