@@ -4,6 +4,7 @@
 set -euo pipefail
 BIN=.venv/bin
 export CP_DATA_DIR="${CP_DATA_DIR:-.cplane}"
+export CP_COLLECTORS__ENABLED="${CP_COLLECTORS__ENABLED:-true}"
 ENGINE_PORT="${ENGINE_PORT:-8500}"
 ENGINE_MODEL="${ENGINE_MODEL:-small}"
 mkdir -p "$CP_DATA_DIR"
@@ -30,11 +31,15 @@ done
 
 if ! "$BIN/cplane" engine show demo >/dev/null 2>&1; then
     CP_ENGINE_ADMIN_TOKEN="$ENGINE_TOKEN" "$BIN/cplane" engine add demo --url "http://127.0.0.1:$ENGINE_PORT"
+    "$BIN/cplane" slo set demo 'p99_ms<=2000'
+    "$BIN/cplane" slo set demo 'error_rate<=1%'
 fi
 cat <<MSG
 
 Control plane: http://127.0.0.1:${CP_API__PORT:-8400}/docs   (API token in $CP_DATA_DIR/admin.token)
   curl -H "Authorization: Bearer \$(cat $CP_DATA_DIR/admin.token)" http://127.0.0.1:${CP_API__PORT:-8400}/api/v1/engines
 Engine:        http://127.0.0.1:$ENGINE_PORT/v1/completions (OpenAI-compatible), /metrics
+Try a guarded change (in another shell, with some traffic on the engine):
+  CP_DATA_DIR=$CP_DATA_DIR .venv/bin/cplane engine apply demo max_batch_size=16 --bake 30s
 MSG
 "$BIN/cplane" up
