@@ -264,3 +264,31 @@ def test_tuner_changes_wait_for_approval_on_manual_engines(
 
 
 __all__ = ["EngineAdapter"]
+
+
+def test_engine_gone_for_good_mid_bake_ends_failed_with_an_event(
+    sessions: SessionFactory, live_engine: RunningEngine
+) -> None:
+    engine_id = register(sessions, live_engine, "p99_s<=10")
+    rollout_id = _propose(sessions, engine_id, {"max_batch_size": 4}, bake_s=30.0)
+
+    def kill_once_baking() -> None:
+        while _rollout(sessions, rollout_id).state != "baking":
+            time.sleep(0.05)
+        live_engine.process.kill()
+
+    killer = threading.Thread(target=kill_once_baking)
+    killer.start()
+    events: list[GuardEvent] = []
+    policy = FAST.model_copy(update={"rollback_timeout_s": 2.0})
+    bus = EventBus()
+    bus.subscribe(events.append)
+    runner = RolloutRunner(session_factory=sessions, policy=policy, events=bus)
+    state = runner.execute(rollout_id)
+    killer.join()
+    assert state is RolloutState.failed
+    row = _rollout(sessions, rollout_id)
+    assert row.evidence["verdict"]["outcome"] == "unreachable"
+    assert row.evidence["rollback"]["restored"] is False
+    assert "restoring the last known good config failed" in (row.error or "")
+    assert [e.kind for e in events] == ["rollout.failed"]
