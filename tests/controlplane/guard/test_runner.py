@@ -18,8 +18,8 @@ from controlplane.domain import EngineRejectedError
 from controlplane.domain import EngineTarget
 from controlplane.domain import RolloutState
 from controlplane.domain import ValidationError
+from controlplane.domain import parse_slo
 from controlplane.engines import adapter_for
-from controlplane.engines.base import EngineAdapter
 from controlplane.guard import EventBus
 from controlplane.guard import GuardEvent
 from controlplane.guard import RolloutRunner
@@ -27,6 +27,7 @@ from controlplane.guard import propose
 from controlplane.store import configs
 from controlplane.store import engines
 from controlplane.store import rollouts
+from controlplane.store import slos
 from controlplane.store.database import SessionFactory
 from controlplane.store.database import unit_of_work
 from tests.controlplane.guard.conftest import FAST
@@ -220,12 +221,7 @@ def test_bad_proposals_change_nothing(
     engine_id = register(sessions, live_engine)
     with pytest.raises(ValidationError, match="no SLO"):
         _propose(sessions, engine_id, {"max_batch_size": 4})
-    register_slo = register  # same engine, add an SLO through a second registration is wrong
-    del register_slo
     with unit_of_work(sessions) as s:
-        from controlplane.domain import parse_slo
-        from controlplane.store import slos
-
         slos.set_slo(s, engine_id=engine_id, slo=parse_slo("p99_s<=10"), actor="t")
     for changes, field in (
         ({"max_batch_size": 0}, "max_batch_size"),
@@ -261,9 +257,6 @@ def test_tuner_changes_wait_for_approval_on_manual_engines(
     assert runner.execute(rollout_id) is RolloutState.committed
     load.join()
     assert _config(live_engine)["max_batch_size"] == 4
-
-
-__all__ = ["EngineAdapter"]
 
 
 def test_engine_gone_for_good_mid_bake_ends_failed_with_an_event(
