@@ -1,0 +1,377 @@
+"""The HTTP face of the engine: OpenAI-compatible inference, health, metrics, admin.
+
+``create_app`` builds a FastAPI app around an ``Engine``; there is no module-level app so
+tests and the CLI each own their engine, registry and admin token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import generate_latest
+
+from engine.batcher import AsyncSink
+from engine.batcher import GenerationRequest
+from engine.batcher import QueueFullError
+from engine.config import ConfigError
+from engine.config import merge_config
+from engine.errors import ApiError
+from engine.errors import from_validation_errors
+from engine.schemas import ChatCompletionRequest
+from engine.schemas import CompletionRequest
+from engine.service import ConfigBuildError
+from engine.service import Engine
+from engine.tokenizer import StreamDecoder
+from engine.tokenizer import chat_prompt
+from engine.tokenizer import decode
+from engine.tokenizer import encode
+
+DEFAULT_COMPLETION_MAX_TOKENS = 16  # the OpenAI default for /v1/completions
+
+
+class _Generation:
+    """One submitted request and the text it produced so far."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        prompt_ids: list[int],
+        max_tokens: int,
+        ignore_eos: bool,
+        stream: bool,
+    ):
+        self.sink = AsyncSink(asyncio.get_running_loop())
+        self.request = GenerationRequest(
+            prompt_ids=prompt_ids,
+            max_tokens=max_tokens,
+            sink=self.sink,
+            ignore_eos=ignore_eos,
+            stream_tokens=stream,
+        )
+        self.decoder = StreamDecoder()
+        try:
+            engine.submit(self.request)
+        except QueueFullError as exc:
+            engine.metrics.rejected()
+            raise ApiError(
+                429,
+                f"{exc}; retry after {exc.retry_after_s} s",
+                type_="rate_limit_error",
+                code="queue_full",
+                headers={"Retry-After": str(exc.retry_after_s)},
+            ) from exc
+
+    async def pieces(self) -> AsyncIterator[tuple[str, str | None]]:
+        """Yields ``(text, finish_reason)``; the reason is set on the last item only."""
+        try:
+            while True:
+                kind, value = await self.sink.events.get()
+                if kind == "token":
+                    text = self.decoder.push(int(value))
+                    if text:
+                        yield text, None
+                elif kind == "done":
+                    if not self.request.stream_tokens:
+                        yield decode(self.request.generated), str(value)
+                    else:
+                        yield self.decoder.flush(), str(value)
+                    return
+                else:
+                    raise ApiError(500, str(value), type_="internal_error", code="engine_error")
+        finally:
+            if self.request.finished_reason is None:
+                self.request.cancel()
+
+    def usage(self) -> dict[str, int]:
+        prompt = len(self.request.prompt_ids)
+        completion = len(self.request.generated)
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
+
+def _sse(payload: dict[str, Any] | str) -> str:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n"
+
+
+def create_app(engine: Engine, *, admin_token: str | None = None) -> FastAPI:
+    """An app serving ``engine``. The engine is started and shut down with the app."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(engine.start)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(engine.shutdown)
+
+    app = FastAPI(title="cplane reference engine", lifespan=lifespan)
+    model_name = engine.served_model_name
+    context = engine.spec.max_context
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        admin = request.url.path.startswith("/admin")
+        if not admin:
+            engine.metrics.invalid()
+        return from_validation_errors(exc.errors(), 422 if admin else 400).response()
+
+    def check_model(model: str) -> None:
+        if model != model_name:
+            engine.metrics.invalid()
+            raise ApiError(
+                400,
+                f"the model {model!r} does not exist; this server serves {model_name!r}",
+                param="model",
+                code="model_not_found",
+            )
+
+    def check_lengths(prompt_ids: list[int], max_tokens: int | None, prompt_param: str) -> int:
+        """Returns the effective max_tokens; the prompt plus output must fit the context."""
+        if len(prompt_ids) >= context:
+            engine.metrics.invalid()
+            raise ApiError(
+                400,
+                f"this model's maximum context length is {context} tokens; the prompt has "
+                f"{len(prompt_ids)} tokens, leaving no room to generate",
+                param=prompt_param,
+                code="context_length_exceeded",
+            )
+        room = context - len(prompt_ids)
+        if max_tokens is None:
+            return room
+        if max_tokens > room:
+            engine.metrics.invalid()
+            raise ApiError(
+                400,
+                f"this model's maximum context length is {context} tokens; you requested "
+                f"{len(prompt_ids) + max_tokens} tokens ({len(prompt_ids)} in the prompt, "
+                f"{max_tokens} for the completion)",
+                param="max_tokens",
+                code="context_length_exceeded",
+            )
+        return max_tokens
+
+    def stream_response(
+        gen: _Generation,
+        chunk: Callable[[str | None, str | None], dict[str, Any]],
+        include_usage: bool,
+    ) -> StreamingResponse:
+        async def events() -> AsyncIterator[str]:
+            try:
+                async for text, reason in gen.pieces():
+                    if text:
+                        yield _sse(chunk(text, None))
+                    if reason is not None:
+                        yield _sse(chunk(None, reason))
+                if include_usage:
+                    last = chunk(None, None)
+                    last["choices"] = []
+                    last["usage"] = gen.usage()
+                    yield _sse(last)
+            except ApiError as exc:
+                yield _sse(exc.body())
+            yield _sse("[DONE]")
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def collect(gen: _Generation) -> tuple[str, str]:
+        parts: list[str] = []
+        reason = "length"
+        async for text, finish in gen.pieces():
+            parts.append(text)
+            if finish is not None:
+                reason = finish
+        return "".join(parts), reason
+
+    @app.post("/v1/completions", response_model=None)
+    async def completions(body: CompletionRequest) -> JSONResponse | StreamingResponse:
+        check_model(body.model)
+        prompt_ids = encode(body.prompt)
+        max_tokens = check_lengths(
+            prompt_ids, body.max_tokens or DEFAULT_COMPLETION_MAX_TOKENS, "prompt"
+        )
+        gen = _Generation(engine, prompt_ids, max_tokens, body.ignore_eos, body.stream)
+        rid = f"cmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+
+        def chunk(text: str | None, reason: str | None) -> dict[str, Any]:
+            return {
+                "id": rid,
+                "object": "text_completion",
+                "created": created,
+                "model": model_name,
+                "choices": [
+                    {"index": 0, "text": text or "", "logprobs": None, "finish_reason": reason}
+                ],
+            }
+
+        if body.stream:
+            include = bool(body.stream_options and body.stream_options.include_usage)
+            return stream_response(gen, chunk, include)
+        text, reason = await collect(gen)
+        result = chunk(text, reason)
+        result["usage"] = gen.usage()
+        return JSONResponse(result)
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(body: ChatCompletionRequest) -> JSONResponse | StreamingResponse:
+        check_model(body.model)
+        prompt = chat_prompt([(m.role, m.content) for m in body.messages])
+        prompt_ids = encode(prompt)
+        max_tokens = check_lengths(
+            prompt_ids, body.max_completion_tokens or body.max_tokens, "messages"
+        )
+        gen = _Generation(engine, prompt_ids, max_tokens, body.ignore_eos, body.stream)
+        rid = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        first = True
+
+        def chunk(text: str | None, reason: str | None) -> dict[str, Any]:
+            nonlocal first
+            delta: dict[str, Any] = {}
+            if first:
+                delta["role"] = "assistant"
+                first = False
+            if text is not None:
+                delta["content"] = text
+            return {
+                "id": rid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model_name,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+                ],
+            }
+
+        if body.stream:
+            include = bool(body.stream_options and body.stream_options.include_usage)
+            return stream_response(gen, chunk, include)
+        text, reason = await collect(gen)
+        return JSONResponse(
+            {
+                "id": rid,
+                "object": "chat.completion",
+                "created": created,
+                "model": model_name,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "logprobs": None,
+                        "finish_reason": reason,
+                    }
+                ],
+                "usage": gen.usage(),
+            }
+        )
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": model_name,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "cplane",
+                    "max_model_len": context,
+                }
+            ],
+        }
+
+    @app.get("/healthz")
+    @app.get("/health")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "model": model_name, "config": engine.config.as_dict()}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(engine.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def require_admin(request: Request) -> None:
+        if not admin_token:
+            raise ApiError(
+                403,
+                "the admin API is disabled: start the engine with --admin-token "
+                "(or CPLANE_ENGINE_ADMIN_TOKEN) to enable it",
+                type_="permission_error",
+                code="admin_disabled",
+            )
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(
+            token.strip().encode(), admin_token.encode()
+        ):
+            raise ApiError(
+                401,
+                "missing or wrong admin bearer token",
+                type_="authentication_error",
+                code="invalid_token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    def admin(
+        handler: Callable[[Request], Awaitable[dict[str, Any]]],
+    ) -> Callable[[Request], Awaitable[dict[str, Any]]]:
+        async def guarded(request: Request) -> dict[str, Any]:
+            require_admin(request)
+            return await handler(request)
+
+        guarded.__name__ = handler.__name__
+        return guarded
+
+    async def get_config(_: Request) -> dict[str, Any]:
+        return engine.config.as_dict()
+
+    async def put_config(request: Request) -> dict[str, Any]:
+        try:
+            patch = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError(422, f"malformed JSON body: {exc}", code="invalid_json") from exc
+        if not isinstance(patch, dict):
+            raise ApiError(422, "the body must be a JSON object", code="invalid_type")
+        try:
+            new = merge_config(engine.config, patch)
+            engine.search_space.validate(new)
+            applied = await asyncio.to_thread(engine.switch, new)
+        except ConfigError as exc:
+            raise ApiError(422, exc.message, param=exc.param, code="invalid_config") from exc
+        except ConfigBuildError as exc:
+            raise ApiError(
+                500, str(exc), type_="internal_error", code="config_build_failed"
+            ) from exc
+        return applied.as_dict()
+
+    async def search_space(_: Request) -> dict[str, Any]:
+        return engine.search_space.to_json()
+
+    app.add_api_route("/admin/config", admin(get_config), methods=["GET"])
+    app.add_api_route("/admin/config", admin(put_config), methods=["PUT"])
+    app.add_api_route("/admin/search-space", admin(search_space), methods=["GET"])
+    return app

@@ -1,0 +1,52 @@
+"""Request bodies of the OpenAI-compatible endpoints.
+
+Types are strict (``"16"`` is not a valid ``max_tokens``), as the OpenAI API is. Unknown
+fields are ignored so that ordinary OpenAI clients, which send many optional fields, work.
+Sampling parameters are accepted but decoding is always greedy (documented).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import StrictBool
+from pydantic import StrictFloat
+from pydantic import StrictInt
+from pydantic import StrictStr
+
+
+class StreamOptions(BaseModel):
+    include_usage: StrictBool = False
+
+
+class _GenerationParams(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: StrictStr
+    max_tokens: StrictInt | None = Field(default=None, gt=0)
+    stream: StrictBool = False
+    stream_options: StreamOptions | None = None
+    n: StrictInt = Field(default=1, ge=1, le=1)
+    temperature: StrictFloat | StrictInt | None = Field(default=None, ge=0, le=2)
+    top_p: StrictFloat | StrictInt | None = Field(default=None, gt=0, le=1)
+    ignore_eos: StrictBool = False
+    """vLLM's extension: keep generating past EOS, for load tests with fixed output length."""
+
+
+class CompletionRequest(_GenerationParams):
+    prompt: StrictStr
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant", "developer"]
+    content: StrictStr
+
+
+class ChatCompletionRequest(_GenerationParams):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: StrictInt | None = Field(default=None, gt=0)
