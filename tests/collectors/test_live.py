@@ -23,6 +23,7 @@ from tests.collectors.helpers import wait_for
 from tests.fixtures.api import TokenMaker
 from tests.fixtures.engines import RunningEngine
 from tuner.loadgen import LoadSpec
+from tuner.loadgen import RequestShape
 from tuner.loadgen import run_load_sync
 
 pytestmark = pytest.mark.slow
@@ -64,8 +65,13 @@ def test_rate_and_p99_agree_with_the_load_client(
                 base_url=reference_engine.url,
                 model="tiny",
                 mode="constant",
-                rate=8.0,
-                duration_s=8.0,
+                rate=6.0,
+                duration_s=28.0,
+                # Generations long enough that the client's own transport and event-loop
+                # delay (a few ms, part of its latency but not the engine's) is small
+                # beside the engine's time, as it is for real LLM requests.
+                shapes=(RequestShape(prompt_len=16, max_tokens=96),),
+                extra_body={"ignore_eos": True},
                 timeout_s=30.0,
             )
         )
@@ -74,7 +80,7 @@ def test_rate_and_p99_agree_with_the_load_client(
         wait_for(lambda: (runtime.scraper.status("ref").last_success or 0) > done + 0.3)
         assert runtime.sink.flush(10)
         t1 = time.time()
-        assert result.ok >= 50 and result.failed == 0
+        assert result.ok >= 150 and result.failed == 0
         window = t1 - t0
         common = {"engine": "ref", "from": t0, "to": t1, "step": window, "window": window}
         r = client.get(
@@ -94,15 +100,6 @@ def test_rate_and_p99_agree_with_the_load_client(
     # over the load's wall time it is what the client measured.
     assert increase / result.wall_s == pytest.approx(result.achieved_rps, rel=0.10)
     assert result.p99 is not None
-    # histogram_quantile cannot resolve below a bucket: the engine's buckets around 0.1-0.5 s
-    # are 0.05-0.1 s wide (33-50 %), so the check is 10 % or the bucket holding the estimate.
-    bounds = [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0]
-    below = [b for b in bounds if b < p99]
-    # One bucket of slack below: with ~64 requests, p99 is the slowest one or two.
-    lower = below[-2] if len(below) >= 2 else 0.0
-    upper = min([b for b in bounds if b >= p99], default=float("inf"))
-    assert p99 == pytest.approx(result.p99, rel=0.10) or lower <= result.p99 <= upper * 1.10, (
-        p99,
-        result.p99,
-        result.summary(),
-    )
+    # The engine's latency buckets are 10 % apart, so histogram_quantile resolves p99 to about
+    # 10 %; with ~200 requests the client's p99 is not just its single slowest request.
+    assert p99 == pytest.approx(result.p99, rel=0.10), (p99, result.p99, result.summary())
