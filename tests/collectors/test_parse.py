@@ -39,7 +39,7 @@ def test_fast_path_matches_prometheus_client(kind: str, monkeypatch: pytest.Monk
     # names map to the same series, so the canonical output is what must agree.
     fast = sorted(_parse(kind), key=repr)
     assert len(list(raw_samples(_text(kind)))) == len(list(_slow_lines(_text(kind))))
-    monkeypatch.setattr("collectors._parse._fast_lines", lambda text: None)
+    monkeypatch.setattr("collectors._parse._fast_triples", lambda text: None)
     assert sorted(_parse(kind), key=repr) == fast
 
 
@@ -122,3 +122,23 @@ def test_escaped_labels_take_the_real_parser() -> None:
 def test_bad_bodies_raise(body: str) -> None:
     with pytest.raises(ParseError):
         parse(body, source="e", metric_map=metric_map_for("vllm"), ts=1.0)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a}b", "a,b", 'x=\\"y\\"', "back\\\\slash", 'k=\\"v\\",z', "new\\nline", "plain"],
+)
+def test_hostile_label_values_parse_as_prometheus_client_does(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (
+        "# TYPE vllm:num_requests_running gauge\n"
+        f'vllm:num_requests_running{{model_name="{value}",engine="0"}} 3\n'
+        'vllm:num_requests_running{model_name="ok",engine="1"} 4\n'
+    )
+    metric_map = metric_map_for("vllm")
+    fast = parse(text, source="e", metric_map=metric_map, ts=1.0)
+    monkeypatch.setattr("collectors._parse._fast_triples", lambda text: None)
+    slow = parse(text, source="e", metric_map=metric_map, ts=1.0)
+    assert sorted(fast) == sorted(slow)
+    assert len(slow) == 4  # two lines, each feeding two canonical series
