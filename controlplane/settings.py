@@ -159,6 +159,115 @@ class GuardSettings(BaseModel):
     )
 
 
+class TunerSettings(BaseModel):
+    """How trials are measured and judged; see docs/tuning.md for the reasoning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    warmup_s: float = Field(
+        2.0, ge=0, le=600, description="Load after a switch that is measured and discarded."
+    )
+    window_s: float = Field(
+        5.0, gt=0, le=3600, description="First measurement window; windows grow when unstable."
+    )
+    window_growth: float = Field(
+        1.5, ge=1, le=4, description="Factor by which the next window grows when unstable."
+    )
+    min_windows: int = Field(
+        3, ge=1, le=20, description="Windows that must agree before a measurement is stable."
+    )
+    max_windows: int = Field(
+        8, ge=1, le=100, description="Give up on stability after this many windows per trial."
+    )
+    tolerance: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Stable: the last windows' throughput and p99 within this relative spread.",
+    )
+    margin: float = Field(
+        0.1,
+        ge=0,
+        lt=0.5,
+        description="SLO safety margin: a trial must stay this fraction below each threshold.",
+    )
+    repeats: int = Field(
+        3, ge=1, le=20, description="Re-measurements of the best and the default config."
+    )
+    sampler: Literal["auto", "tpe", "gp", "grid", "random"] = Field(
+        "auto", description="Optuna sampler; auto picks the one the benchmarks chose."
+    )
+    bake_s: float | None = Field(
+        None, gt=0, le=3600, description="Bake window of a trial's rollout; default the guard's."
+    )
+    lease_s: float = Field(
+        2.0, gt=0, le=600, description="A running tuning run stamps its lease this often."
+    )
+    stale_after_s: float = Field(
+        30.0, gt=0, le=86_400, description="A run whose lease is older is failed as orphaned."
+    )
+    max_failed_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Stop a run once this share of its trials failed or breached (min 4 trials).",
+    )
+
+
+class ChaosSettings(BaseModel):
+    """Fault injection; see docs/chaos.md for the safety rules these values enforce."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allowed_interfaces: list[str] = Field(
+        default_factory=list,
+        description="Host interfaces a chaos experiment may impair (JSON list). Empty: only "
+        "network namespaces, never a host interface.",
+    )
+    qdisc_handle: str = Field(
+        "c4a0",
+        pattern=r"^[0-9a-f]{1,3}[0-9a-e]$",
+        description="Reserved qdisc handle (hex major) marking a root qdisc as ours; handle+1 "
+        "is used for a child netem. Nothing else may use it.",
+    )
+    nft_table: str = Field(
+        "cplane_chaos",
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="Name of the nftables table (family inet) the control plane owns.",
+    )
+    netns_prefix: str = Field(
+        "cpc-",
+        pattern=r"^[a-z][a-z0-9-]{0,15}$",
+        description="Prefix of network namespaces the control plane creates for topologies.",
+    )
+    default_duration_s: float = Field(
+        30.0, gt=0, le=86_400, description="Fault duration when an experiment names none."
+    )
+    max_duration_s: float = Field(
+        3600.0, gt=0, le=86_400, description="Longest fault an experiment may ask for."
+    )
+    ttl_grace_s: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        description="The watchdog removes a fault this long after its duration at the latest.",
+    )
+    watchdog_poll_s: float = Field(
+        0.1, gt=0, le=10, description="How often the watchdog checks the injector and the TTL."
+    )
+    netem_limit: int = Field(
+        10_000,
+        ge=1000,
+        le=10_000_000,
+        description="netem queue limit in packets (the default 1000 drops packets at high "
+        "rate x delay, which looks like loss nobody asked for).",
+    )
+    state_dir: Path | None = Field(
+        None,
+        description="Where undo records of running faults live. Empty: `<data_dir>/chaos`.",
+    )
+
+
 class Settings(BaseSettings):
     """Root settings: environment variables ``CP_<FIELD>`` and ``CP_<GROUP>__<FIELD>``."""
 
@@ -188,6 +297,12 @@ class Settings(BaseSettings):
     collectors: CollectorSettings = Field(
         default_factory=CollectorSettings, description="Metric collectors."
     )
+    chaos: ChaosSettings = Field(default_factory=ChaosSettings, description="Fault injection.")
+    tuner: TunerSettings = Field(default_factory=TunerSettings, description="Autotuner.")
+
+    @property
+    def chaos_state_dir(self) -> Path:
+        return self.chaos.state_dir or self.data_dir / "chaos"
 
     @property
     def resolved_database_url(self) -> str:

@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import Depends
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 import controlplane
+from controlplane import chaos
 from controlplane.api import collectors
 from controlplane.api import errors
 from controlplane.api import guard
+from controlplane.api import tuning
 from controlplane.api.deps import require
 from controlplane.api.routers import PROTECTED
 from controlplane.api.routers import PUBLIC
@@ -46,6 +49,7 @@ def create_app(settings: Settings, *, db_engine: Engine | None = None) -> FastAP
     app.state.session_factory = make_session_factory(engine)
     collectors.install(app)
     guard.install(app)
+    tuning.install(app)
     errors.install(app)
     for router in PUBLIC:
         app.include_router(router)
@@ -56,6 +60,10 @@ def create_app(settings: Settings, *, db_engine: Engine | None = None) -> FastAP
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # Collectors first, so the guard's reconcile runs with metrics already flowing.
-    async with collectors.lifespan(app), guard.lifespan(app):
+    # Chaos leftovers of a crashed process go first: nothing else should run on a network
+    # still impaired. Collectors next, so the guard's reconcile runs with metrics flowing;
+    # the tuner last, as it drives the guard (and stops before it at shutdown).
+    settings: Settings = app.state.settings
+    await run_in_threadpool(chaos.sweep_all, settings.chaos, settings.chaos_state_dir, scan=False)
+    async with collectors.lifespan(app), guard.lifespan(app), tuning.lifespan(app):
         yield

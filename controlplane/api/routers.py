@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from controlplane.api.routes import audit
+from controlplane.api.routes import chaos
 from controlplane.api.routes import engines
 from controlplane.api.routes import health
 from controlplane.api.routes import ingest
@@ -14,6 +15,7 @@ from controlplane.api.routes import metrics
 from controlplane.api.routes import rollouts
 from controlplane.api.routes import series
 from controlplane.api.routes import slos
+from controlplane.api.routes import tuning
 
 PUBLIC: tuple[APIRouter, ...] = (health.router, metrics.router)
 PROTECTED: tuple[APIRouter, ...] = (
@@ -24,4 +26,6 @@ PROTECTED: tuple[APIRouter, ...] = (
     ingest.router,
     rollouts.router,
     slos.router,
+    tuning.router,
+    chaos.router,
 )

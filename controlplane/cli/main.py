@@ -12,10 +12,12 @@ import pydantic
 import typer
 
 from controlplane.cli import agent
+from controlplane.cli import chaos
 from controlplane.cli import db
 from controlplane.cli import engines
 from controlplane.cli import rollouts
 from controlplane.cli import slos
+from controlplane.cli import tune
 from controlplane.cli import users
 from controlplane.cli.context import CliContext
 from controlplane.cli.context import cli_context
@@ -37,7 +39,10 @@ app.add_typer(rollouts.app, name="rollout")
 app.add_typer(slos.app, name="slo")
 app.add_typer(users.user_app, name="user")
 app.add_typer(users.token_app, name="token")
+app.add_typer(chaos.app, name="chaos")
 app.command()(agent.agent)
+app.command("tune")(tune.tune)
+app.add_typer(tune.app, name="tuning")
 
 
 @app.callback()

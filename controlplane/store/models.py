@@ -250,3 +250,27 @@ class IngestBatchRow(Base):
     received: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     samples: Mapped[int] = mapped_column(Integer)
     actor: Mapped[str] = mapped_column(String(128))
+
+
+class ChaosExperimentRow(Timestamped, Base):
+    """One chaos experiment: the fault, where it ran, which mechanism carried it, the proof it
+    was active (``tc -s`` / nft counters) and what the guard did meanwhile."""
+
+    __tablename__ = "chaos_experiments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engine_id: Mapped[int | None] = mapped_column(
+        ForeignKey("engines.id", ondelete="SET NULL"), index=True
+    )
+    target: Mapped[str] = mapped_column(String(256))
+    fault: Mapped[str] = mapped_column(String(512))
+    duration_s: Mapped[float] = mapped_column(Float)
+    expected: Mapped[str] = mapped_column(String(16), default="any")
+    hypothesis: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    mechanisms: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    actor: Mapped[str] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]

@@ -1,0 +1,114 @@
+"""Tuner tests: a real reference engine, a migrated SQLite store (Optuna's tables in the same
+file), guard and measurement policies shortened so a whole tuning run fits in CI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from controlplane.domain import parse_slo
+from controlplane.schemas.engines import EngineCreate
+from controlplane.schemas.tuning import TuningCreate
+from controlplane.settings import GuardSettings
+from controlplane.settings import Settings
+from controlplane.settings import TunerSettings
+from controlplane.store import engines
+from controlplane.store import schema
+from controlplane.store import slos
+from controlplane.store.database import SessionFactory
+from controlplane.store.database import make_engine
+from controlplane.store.database import make_session_factory
+from controlplane.store.database import unit_of_work
+from controlplane.store.models import TuningRunRow
+from tests.fixtures.engines import RunningEngine
+from tuner import start_run
+from tuner import storage_url
+
+FAST_GUARD = GuardSettings(
+    interval_s=0.2,
+    baseline_s=0.8,
+    warmup_s=0.3,
+    bake_s=1.5,
+    min_requests=15,
+    no_data_timeout_s=1.0,
+    unreachable_s=1.0,
+    rollback_timeout_s=20.0,
+    heartbeat_s=0.3,
+    stale_after_s=2.0,
+)
+FAST_TUNER = TunerSettings(
+    warmup_s=0.3,
+    window_s=0.8,
+    min_windows=3,
+    max_windows=3,
+    tolerance=0.1,
+    repeats=2,
+    lease_s=0.3,
+    stale_after_s=2.0,
+)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, guard=FAST_GUARD, tuner=FAST_TUNER)
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(settings)
+    schema.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(store: Engine) -> SessionFactory:
+    return make_session_factory(store)
+
+
+@pytest.fixture
+def url(store: Engine) -> str:
+    return storage_url(store)
+
+
+def register(
+    sessions: SessionFactory,
+    engine_url: str,
+    token: str | None,
+    *slo_specs: str,
+    approval: str = "auto",
+) -> int:
+    with unit_of_work(sessions) as s:
+        data = EngineCreate.model_validate(
+            {"name": "ref", "url": engine_url, "admin_token": token, "approval_mode": approval}
+        )
+        row = engines.add_engine(s, data=data, actor="t")
+        for spec in slo_specs:
+            slos.set_slo(s, engine_id=row.id, slo=parse_slo(spec), actor="t")
+        return row.id
+
+
+def start(
+    sessions: SessionFactory, settings: Settings, adapter: Any, **request: Any
+) -> TuningRunRow:
+    with unit_of_work(sessions) as s:
+        return start_run(
+            s,
+            engine_ref="ref",
+            request=TuningCreate.model_validate(request),
+            adapter=adapter,
+            policy=settings.tuner,
+            actor="t",
+        )
+
+
+def running_engine_config(engine: RunningEngine) -> dict[str, Any]:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {engine.admin_token}"}
+    body: dict[str, Any] = httpx.get(f"{engine.url}/admin/config", headers=headers).json()
+    return body

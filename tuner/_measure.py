@@ -1,0 +1,397 @@
+"""Measuring one configuration: warm-up, then windows until the numbers hold still.
+
+The rule is perf_analyzer's, which Model Analyzer relies on: at least ``min_windows``
+windows, and the last ones within ``tolerance`` of each other on throughput *and* p99;
+an unstable measurement grows the next window (short windows are mostly noise) and gives up
+after ``max_windows``, reporting itself unstable instead of looping forever. Warm-up is run
+and thrown away: right after a switch the engine builds executors and fills caches, and
+those first requests explained a Model Analyzer bug report on their own.
+
+Two sources of windows: synthetic load from :mod:`tuner.loadgen` (open loop at a rate, or
+closed loop at a concurrency), and live traffic read from the engine's own metrics (the
+guard's probe), which never adds load to a production engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from typing import Protocol
+
+from collectors import histogram_quantile
+from controlplane.domain import SLO
+from controlplane.domain import EngineUnreachableError
+from controlplane.domain import Series
+from controlplane.engines.base import EngineAdapter
+from controlplane.guard.probe import MetricsProbe
+from controlplane.guard.windows import Snapshot
+from controlplane.guard.windows import violations
+from controlplane.schemas.tuning import LoadProfile
+from controlplane.settings import TunerSettings
+from tuner.loadgen import LoadResult
+from tuner.loadgen import LoadSpec
+from tuner.loadgen import RequestShape
+from tuner.loadgen import run_load
+
+
+@dataclass(frozen=True)
+class Window:
+    """One measurement window's numbers. Latencies in seconds, rates per second."""
+
+    duration_s: float
+    requests: int
+    throughput: float
+    goodput: float
+    p50_s: float | None
+    p99_s: float | None
+    quantiles_s: dict[str, float | None]
+    """Per SLO name (``p99``, ``ttft_p95``): the observed quantile."""
+    error_rate: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "duration_s": round(self.duration_s, 3),
+            "requests": self.requests,
+            "throughput": round(self.throughput, 3),
+            "goodput": round(self.goodput, 3),
+            "p50_s": _round(self.p50_s),
+            "p99_s": _round(self.p99_s),
+            "quantiles_s": {k: _round(v) for k, v in self.quantiles_s.items()},
+            "error_rate": round(self.error_rate, 6),
+        }
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A configuration's numbers: the mean of the windows the stability rule accepted."""
+
+    windows: tuple[Window, ...]
+    stable: bool
+    used: int
+    """How many of the last windows the numbers are the mean of."""
+    warmup_s: float = 0.0
+
+    def _mean(self, values: Sequence[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.fmean(known) if known else None
+
+    @property
+    def accepted(self) -> tuple[Window, ...]:
+        return self.windows[-self.used :] if self.used else ()
+
+    @property
+    def throughput(self) -> float:
+        return self._mean([w.throughput for w in self.accepted]) or 0.0
+
+    @property
+    def goodput(self) -> float:
+        return self._mean([w.goodput for w in self.accepted]) or 0.0
+
+    @property
+    def p99_s(self) -> float | None:
+        return self._mean([w.p99_s for w in self.accepted])
+
+    @property
+    def error_rate(self) -> float:
+        return self._mean([w.error_rate for w in self.accepted]) or 0.0
+
+    def quantile_s(self, name: str) -> float | None:
+        return self._mean([w.quantiles_s.get(name) for w in self.accepted])
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stable": self.stable,
+            "used": self.used,
+            "warmup_s": self.warmup_s,
+            "throughput": round(self.throughput, 3),
+            "goodput": round(self.goodput, 3),
+            "p99_s": _round(self.p99_s),
+            "error_rate": round(self.error_rate, 6),
+            "windows": [w.as_json() for w in self.windows],
+        }
+
+
+class Measurer(Protocol):
+    """Measures whatever the engine serves now; raises EngineUnreachableError if it died."""
+
+    def measure(self, *, stop: threading.Event | None = None) -> Measurement: ...
+
+
+def spread(values: Sequence[float | None]) -> float:
+    """Relative spread max/min - 1 (``inf`` when a value is missing or zero)."""
+    known = [v for v in values if v is not None]
+    if len(known) < len(values) or not known:
+        return math.inf
+    low, high = min(known), max(known)
+    if low <= 0:
+        return 0.0 if high <= 0 else math.inf
+    return high / low - 1.0
+
+
+def is_stable(windows: Sequence[Window], *, n: int, tolerance: float) -> bool:
+    """The last ``n`` windows agree within ``tolerance`` on throughput and on p99."""
+    if len(windows) < n:
+        return False
+    last = windows[-n:]
+    return (
+        spread([w.throughput for w in last]) <= tolerance
+        and spread([w.p99_s for w in last]) <= tolerance
+    )
+
+
+def measure_until_stable(
+    window: Callable[[float], Window],
+    *,
+    policy: TunerSettings,
+    stop: threading.Event | None = None,
+    warmup: Callable[[float], object] | None = None,
+) -> Measurement:
+    """Warm up (discarded), then windows until stable, growing them while unstable."""
+    if warmup is not None and policy.warmup_s > 0:
+        warmup(policy.warmup_s)
+    windows: list[Window] = []
+    length = policy.window_s
+    n = min(policy.min_windows, policy.max_windows)
+    while len(windows) < policy.max_windows:
+        windows.append(window(length))
+        if is_stable(windows, n=n, tolerance=policy.tolerance):
+            return Measurement(tuple(windows), stable=True, used=n, warmup_s=policy.warmup_s)
+        if stop is not None and stop.is_set():
+            break
+        if len(windows) >= n:
+            length *= policy.window_growth
+    used = min(n, len(windows))
+    return Measurement(tuple(windows), stable=False, used=used, warmup_s=policy.warmup_s)
+
+
+# -- synthetic load ---------------------------------------------------------------------
+
+
+def load_spec(
+    profile: LoadProfile, *, base_url: str, model: str, duration_s: float, seed: int = 0
+) -> LoadSpec:
+    if profile.mode == "live":
+        raise ValueError("live mode sends no load")
+    shapes = tuple(RequestShape(s.prompt_len, s.max_tokens, s.weight) for s in profile.shapes)
+    return LoadSpec(
+        base_url=base_url,
+        model=model,
+        mode=profile.mode,
+        rate=profile.rate,
+        concurrency=profile.concurrency,
+        duration_s=duration_s,
+        shapes=shapes,
+        stream=False,
+        timeout_s=max(10.0, duration_s * 4),
+        seed=seed,
+        extra_body={"ignore_eos": True},
+    )
+
+
+def window_of(result: LoadResult, slos: Sequence[SLO], *, goodput_slo_s: float | None) -> Window:
+    """A loadgen run as a window: goodput counts requests within the latency SLO."""
+    quantiles: dict[str, float | None] = {}
+    for slo in slos:
+        if slo.quantile is None:
+            continue
+        values = result.latencies if slo.kind == "latency" else result.ttfts
+        quantiles[slo.name] = _pct(values, slo.quantile * 100)
+    sent = result.sent
+    errors = (result.failed + result.rejected) / sent if sent else 0.0
+    if result.ok == 0 and sent == 0:
+        errors = 0.0
+    goodput = result.goodput(goodput_slo_s) if goodput_slo_s is not None else result.achieved_rps
+    return Window(
+        duration_s=result.wall_s,
+        requests=sent,
+        throughput=result.achieved_rps,
+        goodput=goodput,
+        p50_s=result.p50,
+        p99_s=result.p99,
+        quantiles_s=quantiles,
+        error_rate=errors,
+    )
+
+
+def _pct(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def goodput_threshold(slos: Sequence[SLO]) -> float | None:
+    """Goodput counts requests within the tightest end-to-end latency SLO (if any)."""
+    latency = [s.threshold for s in slos if s.kind == "latency"]
+    return min(latency) if latency else None
+
+
+class SyntheticMeasurer:
+    """Drives the engine with the run's load profile and measures it from the client side."""
+
+    def __init__(
+        self,
+        *,
+        profile: LoadProfile,
+        base_url: str,
+        model: str,
+        slos: Sequence[SLO],
+        policy: TunerSettings,
+        adapter: EngineAdapter | None = None,
+    ) -> None:
+        self._profile = profile
+        self._url = base_url
+        self._model = model
+        self._slos = tuple(slos)
+        self._policy = policy
+        self._adapter = adapter
+        self._seed = 0
+
+    def run_once(self, duration_s: float) -> LoadResult:
+        self._seed += 1
+        spec = load_spec(
+            self._profile,
+            base_url=self._url,
+            model=self._model,
+            duration_s=duration_s,
+            seed=self._seed,
+        )
+        return asyncio.run(run_load(spec))
+
+    def window(self, duration_s: float) -> Window:
+        result = self.run_once(duration_s)
+        if result.sent and result.ok == 0 and self._adapter is not None:
+            # Every request failed: a dead engine is a failed trial, not a terrible config.
+            health = self._adapter.health()
+            if not health.ok:
+                raise EngineUnreachableError(f"engine stopped answering: {health.detail}")
+        return window_of(result, self._slos, goodput_slo_s=goodput_threshold(self._slos))
+
+    def measure(self, *, stop: threading.Event | None = None) -> Measurement:
+        return measure_until_stable(
+            self.window, policy=self._policy, stop=stop, warmup=self.run_once
+        )
+
+
+class BackgroundLoad:
+    """The run's load in a thread while the guard bakes a trial's rollout: the guard judges
+    by the engine's metrics, which need traffic. Runs in short chunks so it stops promptly;
+    the chunks' results are kept (a breached trial's numbers come from them)."""
+
+    def __init__(self, measurer: SyntheticMeasurer, *, chunk_s: float = 1.0) -> None:
+        self._measurer = measurer
+        self._chunk_s = chunk_s
+        self._done = threading.Event()
+        self.results: list[LoadResult] = []
+        self._thread = threading.Thread(target=self._loop, name="tuner-load", daemon=True)
+
+    def __enter__(self) -> BackgroundLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=60)
+
+    def mark(self) -> int:
+        """Index of the next chunk: results after a mark belong to the new config."""
+        return len(self.results)
+
+    def _loop(self) -> None:
+        while not self._done.is_set():
+            try:
+                self.results.append(self._measurer.run_once(self._chunk_s))
+            except Exception:  # noqa: BLE001 - the guard, not the load, judges the engine
+                self._done.wait(0.2)
+
+
+# -- live traffic -----------------------------------------------------------------------
+
+
+class LiveMeasurer:
+    """Windows of real traffic, read from the engine's metrics (counters and histograms)."""
+
+    def __init__(
+        self,
+        *,
+        adapter: EngineAdapter,
+        slos: Sequence[SLO],
+        policy: TunerSettings,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._probe = MetricsProbe(adapter, timeout_s=2.0)
+        self._slos = tuple(slos)
+        self._policy = policy
+        self._sleep = sleep
+
+    def _snapshot(self) -> Snapshot:
+        snap = self._probe.snapshot()
+        if snap is None:
+            raise EngineUnreachableError("engine metrics could not be scraped")
+        return snap
+
+    def window(self, duration_s: float) -> Window:
+        first = self._snapshot()
+        self._sleep(duration_s)
+        last = self._snapshot()
+        return live_window(last.since(first), self._slos, duration_s=max(1e-9, last.ts - first.ts))
+
+    def measure(self, *, stop: threading.Event | None = None) -> Measurement:
+        return measure_until_stable(
+            self.window, policy=self._policy, stop=stop, warmup=self._sleep
+        )
+
+    def close(self) -> None:
+        self._probe.close()
+
+
+def live_window(window: Snapshot, slos: Sequence[SLO], *, duration_s: float) -> Window:
+    ok = window.values.get(Series.requests_succeeded.value, 0.0)
+    failed = window.values.get(Series.requests_failed.value, 0.0)
+    latency = sorted(window.buckets.get(Series.request_latency.value, {}).items())
+    good = ok
+    threshold = goodput_threshold(slos)
+    if threshold is not None:
+        slo = next(s for s in slos if s.kind == "latency" and s.threshold == threshold)
+        counted = violations(window, slo)
+        good = max(0.0, ok - counted.k)
+    quantiles: dict[str, float | None] = {}
+    for slo in slos:
+        if slo.quantile is not None:
+            per_le = sorted(window.buckets.get(slo.series.value, {}).items())
+            quantiles[slo.name] = _quantile(slo.quantile, per_le)
+    total = ok + failed
+    return Window(
+        duration_s=duration_s,
+        requests=round(total),
+        throughput=ok / duration_s,
+        goodput=good / duration_s,
+        p50_s=_quantile(0.5, latency),
+        p99_s=_quantile(0.99, latency),
+        quantiles_s=quantiles,
+        error_rate=failed / total if total else 0.0,
+    )
+
+
+def _quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    if not buckets:
+        return None
+    value = histogram_quantile(q, buckets)
+    return None if math.isnan(value) else value
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)

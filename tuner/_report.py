@@ -1,0 +1,136 @@
+"""The run's report: one self-contained HTML file an operator can open or attach.
+
+A trial table (with feasibility, so "why was this rejected" has an answer), Optuna's
+optimization history and parameter importance, and the throughput-vs-p99 scatter with the
+SLO line, which is how people read a serving config's trade-off. Plotly's JavaScript is
+included once, inline, so the file works offline; no image export (no browser needed).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import plotly.graph_objects as go  # type: ignore[import-untyped]
+import plotly.io as pio  # type: ignore[import-untyped]
+
+from controlplane.domain import SLO
+
+
+def _figures(study: optuna.Study, slos: Sequence[SLO]) -> list[tuple[str, Any]]:
+    figures: list[tuple[str, Any]] = []
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    with warnings.catch_warnings():
+        # Optuna marks some plots experimental; the report is not the place to fail on that.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if complete:
+            target = None if len(study.directions) == 1 else (lambda t: t.values[0])
+            name = None if target is None else "throughput (req/s)"
+            kwargs: dict[str, Any] = (
+                {} if target is None else {"target": target, "target_name": name}
+            )
+            figures.append(
+                (
+                    "Optimization history",
+                    optuna.visualization.plot_optimization_history(study, **kwargs),
+                )
+            )
+        distinct = {json.dumps(t.params, sort_keys=True, default=str) for t in complete}
+        if len(complete) >= 3 and len(distinct) >= 2 and len(study.directions) == 1:
+            try:
+                figures.append(
+                    ("Parameter importance", optuna.visualization.plot_param_importances(study))
+                )
+            except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+                figures.append(("Parameter importance", f"not available: {exc}"))
+    figures.append(("Throughput vs p99", _tradeoff(complete, slos)))
+    return figures
+
+
+def _tradeoff(trials: Sequence[optuna.trial.FrozenTrial], slos: Sequence[SLO]) -> Any:
+    fig = go.Figure()
+    for feasible in (True, False):
+        points = [
+            t
+            for t in trials
+            if isinstance(t.user_attrs.get("measurement"), dict)
+            and (all(v <= 0 for v in t.constraints.values()) is feasible)
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=[t.user_attrs["measurement"].get("p99_s", 0) * 1000 for t in points],
+                y=[t.user_attrs["measurement"].get("throughput") for t in points],
+                mode="markers",
+                name="feasible" if feasible else "infeasible",
+                text=[f"#{t.number} {t.params}" for t in points],
+                marker={"symbol": "circle" if feasible else "x", "size": 9},
+            )
+        )
+    for slo in slos:
+        if slo.kind == "latency":
+            fig.add_vline(x=slo.threshold * 1000, line_dash="dash", annotation_text=slo.spec())
+    fig.update_layout(xaxis_title="p99 latency (ms)", yaxis_title="throughput (req/s)")
+    return fig
+
+
+def _table(study: optuna.Study) -> str:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        feasible = (
+            ""
+            if not t.constraints
+            else ("yes" if all(v <= 0 for v in t.constraints.values()) else "no")
+        )
+        values = "" if t.values is None else ", ".join(f"{v:.2f}" for v in t.values)
+        cells = [
+            str(t.number),
+            str(t.user_attrs.get("kind", "")),
+            t.state.name,
+            json.dumps(t.params, default=str),
+            values,
+            feasible,
+            str(t.user_attrs.get("rollout_id", "")),
+            str(t.user_attrs.get("error") or t.user_attrs.get("breach") or ""),
+        ]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("#", "kind", "state", "params", "values", "feasible", "rollout", "note")
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def write_report(
+    path: Path, *, study: optuna.Study, slos: Sequence[SLO], summary: dict[str, Any]
+) -> Path:
+    """Write the HTML report for ``study`` to ``path`` (parents created) and return it."""
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>Tuning report: {html.escape(study.study_name)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}</style></head><body>",
+        f"<h1>Tuning report: {html.escape(study.study_name)}</h1>",
+        "<h2>Summary</h2><pre>",
+        html.escape(json.dumps(summary, indent=2, default=str)),
+        "</pre><h2>Trials</h2>",
+        _table(study),
+    ]
+    first = True
+    for title, fig in _figures(study, slos):
+        parts.append(f"<h2>{html.escape(title)}</h2>")
+        if isinstance(fig, str):
+            parts.append(f"<p>{html.escape(fig)}</p>")
+            continue
+        parts.append(
+            pio.to_html(fig, full_html=False, include_plotlyjs="inline" if first else False)
+        )
+        first = False
+    parts.append("</body></html>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
