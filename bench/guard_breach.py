@@ -193,6 +193,7 @@ def one_run(kind: str, engine: RunningEngine, sessions: SessionFactory, engine_i
         "run": i, "state": out["state"], "outcome": verdict.get("outcome"),
         "detect_s": verdict.get("at_s"), "rollback_s": rollback.get("duration_s"),
         "client_failed": result.failed, "client_rejected": result.rejected, "sent": result.sent,
+        "failure_causes": sorted({f"{r.http_status}: {(r.error or '')[:80]}" for r in result.records if r.status != "ok"}),
     }  # fmt: skip
     if verdict.get("at_s") is not None and rollback.get("duration_s") is not None:
         # From the change serving (bake start) to LKG serving again.
@@ -207,7 +208,8 @@ def one_run(kind: str, engine: RunningEngine, sessions: SessionFactory, engine_i
         breach_q = breach_q.get("p99")
     if base and breach_q:
         record["p99_ratio"] = round(breach_q / base, 2)
-    if out["state"] != "committed":
+    if out["state"] != "committed" or kind == "size":
+        # A size run starts from the default whether or not its breach was caught.
         restore(engine, {"max_batch_size": 8, "max_queue_delay_ms": 0.0})
     return record
 
