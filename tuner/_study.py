@@ -26,7 +26,7 @@ from controlplane.schemas.tuning import SamplerName
 from tuner._objective import directions
 from tuner._space import TuningSpace
 
-# Chosen with bench/tuner_efficiency.py on the recorded landscape (docs/benchmarks-tuner.md):
+# Chosen with bench/tuner_efficiency.py on the recorded landscape (docs/benchmarks.md, Tuner):
 # at ~15 % of a 112-config grid GP, TPE and random ended within noise of each other; GP had
 # the better tail and models constraints natively. Multi-objective runs use TPE (MOTPE).
 AUTO_SAMPLER: SamplerName = "gp"
