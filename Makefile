@@ -41,8 +41,10 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 .PHONY: test
+# What `make test` installs it also requires: a missing PostgreSQL, promtool or network
+# namespaces (root) fail the run instead of skipping tests silently.
 test: system-deps $(STAMP) lint
-	CP_TEST_REQUIRE_POSTGRES=1 $(BIN)/pytest
+	CP_TEST_REQUIRE_POSTGRES=1 CP_TEST_REQUIRE_PROMTOOL=1 CP_TEST_REQUIRE_NETNS=1 $(BIN)/pytest
 
 .PHONY: docs
 docs: $(STAMP)
