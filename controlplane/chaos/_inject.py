@@ -404,8 +404,9 @@ class Injector:
         ready, _, _ = select.select([proc.stdout], [], [], 10.0)
         line = proc.stdout.readline() if ready else ""
         proc.stdout.close()
+        tail = errors.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+        errors.unlink(missing_ok=True)  # cleanup leaves nothing in the state directory
         if not line.startswith("ready "):
-            tail = errors.read_text(errors="replace").strip().splitlines()[-1:] or [""]
             raise ConflictError(
                 f"the delaying proxy did not start in {inj.target}: {tail[0] or 'no output'}"
             )
