@@ -42,11 +42,14 @@ REFERENCE_METRICS: MetricMap = {
             "vllm:request_success", "counter", exclude={"finished_reason": ("error", "abort")}
         ),
     ),
+    # Errors and aborts from vLLM's own counter, plus requests refused at admission (429):
+    # counting engine_request_failures{reason="error"} too would count each error twice, and
+    # reason="invalid" is the client's mistake, not the engine's.
     Series.requests_failed: (
         MetricSource(
             "vllm:request_success", "counter", match={"finished_reason": ("error", "abort")}
         ),
-        MetricSource("engine_request_failures", "counter"),
+        MetricSource("engine_request_failures", "counter", match={"reason": ("rejected",)}),
     ),
     Series.prompt_tokens: (MetricSource("vllm:prompt_tokens", "counter"),),
     Series.generation_tokens: (MetricSource("vllm:generation_tokens", "counter"),),

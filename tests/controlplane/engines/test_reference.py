@@ -78,3 +78,23 @@ def test_wrong_admin_token_is_not_mistaken_for_success(reference_engine: Running
             adapter.current_config()
     finally:
         adapter.close()
+
+
+def test_failed_requests_are_counted_once_and_client_mistakes_not_at_all() -> None:
+    from collectors import parse
+    from controlplane.engines.reference import REFERENCE_METRICS
+
+    text = (
+        "# TYPE vllm:request_success_total counter\n"
+        'vllm:request_success_total{finished_reason="length",model_name="m"} 90\n'
+        'vllm:request_success_total{finished_reason="error",model_name="m"} 2\n'
+        'vllm:request_success_total{finished_reason="abort",model_name="m"} 1\n'
+        "# TYPE engine_request_failures_total counter\n"
+        'engine_request_failures_total{model_name="m",reason="error"} 2\n'
+        'engine_request_failures_total{model_name="m",reason="rejected"} 3\n'
+        'engine_request_failures_total{model_name="m",reason="invalid"} 5\n'
+    )
+    samples = parse(text, source="ref", metric_map=REFERENCE_METRICS, ts=0.0)
+    failed = sum(s.value for s in samples if s.metric == "requests_failed_total")
+    succeeded = sum(s.value for s in samples if s.metric == "requests_succeeded_total")
+    assert (failed, succeeded) == (2 + 1 + 3, 90)
