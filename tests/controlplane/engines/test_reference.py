@@ -6,12 +6,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from collectors import parse
 from controlplane.domain import EngineRejectedError
 from controlplane.domain import EngineTarget
 from controlplane.domain import EngineUnreachableError
 from controlplane.domain import ValidationError
 from controlplane.engines import adapter_for
 from controlplane.engines.base import EngineAdapter
+from controlplane.engines.reference import REFERENCE_METRICS
 from controlplane.engines.reference import ReferenceAdapter
 from tests.controlplane.engines.contract import EngineAdapterContract
 from tests.fixtures.engines import RunningEngine
@@ -81,9 +83,6 @@ def test_wrong_admin_token_is_not_mistaken_for_success(reference_engine: Running
 
 
 def test_failed_requests_are_counted_once_and_client_mistakes_not_at_all() -> None:
-    from collectors import parse
-    from controlplane.engines.reference import REFERENCE_METRICS
-
     text = (
         "# TYPE vllm:request_success_total counter\n"
         'vllm:request_success_total{finished_reason="length",model_name="m"} 90\n'
