@@ -11,15 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.controlplane.cli.test_cli import CPLANE
-from tests.controlplane.guard.test_reconcile import ControlPlane
+from tests.fixtures.cli import CPLANE
+from tests.fixtures.cli import ControlPlane
+from tests.fixtures.cli import run_cplane
 from tests.fixtures.engines import RunningEngine
 from tests.fixtures.engines import free_port
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([CPLANE, *args], env=env, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
 
 
 @pytest.mark.slow
@@ -31,10 +27,10 @@ def test_agent_pushes_engine_series_to_the_control_plane(
         "CP_DATA_DIR": str(tmp_path / "cp"),
         "CP_COLLECTORS__ENABLED": "false",
     }
-    _cli(env, "db", "upgrade")
-    _cli(env, "user", "create", "agent-bot", "--role", "operator")
-    token = _cli(env, "token", "create", "agent-bot")
-    _cli(env, "engine", "add", "ref", "--url", reference_engine.url)
+    run_cplane(env, "db", "upgrade")
+    run_cplane(env, "user", "create", "agent-bot", "--role", "operator")
+    token = run_cplane(env, "token", "create", "agent-bot")
+    run_cplane(env, "engine", "add", "ref", "--url", reference_engine.url)
     cp = ControlPlane(env, free_port())
     cp.start()
     agent_env = {

@@ -19,7 +19,6 @@ from controlplane.api.app import create_app
 from controlplane.chaos import Topology
 from controlplane.chaos import probe
 from controlplane.chaos import root_qdisc
-from controlplane.cli.main import main
 from controlplane.domain import Role
 from controlplane.settings import ChaosSettings
 from controlplane.settings import Settings
@@ -31,30 +30,19 @@ from controlplane.store.database import make_session_factory
 from controlplane.store.database import unit_of_work
 from tests.controlplane.chaos.conftest import Procs
 from tests.controlplane.chaos.conftest import wait_for
+from tests.fixtures.cli import Run
 
 pytestmark = pytest.mark.netns
-
-
-class Cli:
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-
-    def __call__(self, *args: str) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as info:
-            main(list(args))
-        out, err = self.capsys.readouterr()
-        code = info.value.code
-        return (code if isinstance(code, int) else 1), out, err
 
 
 @pytest.fixture
 def cli(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Cli:
+) -> Run:
     monkeypatch.delenv("CP_DATABASE_URL", raising=False)
     monkeypatch.setenv("CP_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CP_CHAOS__TTL_GRACE_S", "1")
-    run = Cli(capsys)
+    run = Run(capsys)
     assert run("db", "upgrade")[0] == 0
     return run
 
@@ -72,7 +60,7 @@ MISSING = "netns:cpt-missing-ns"
     ],
 )
 def test_cli_bad_input_is_one_line_and_applies_nothing(
-    cli: Cli, netns_ok: None, tmp_path: Path, target: str, fault: str, duration: str, needle: str
+    cli: Run, netns_ok: None, tmp_path: Path, target: str, fault: str, duration: str, needle: str
 ) -> None:
     code, out, err = cli(
         "chaos", "run", "--target", target, "--fault", fault, f"--duration={duration}"
@@ -83,7 +71,7 @@ def test_cli_bad_input_is_one_line_and_applies_nothing(
     assert not list((tmp_path / "data" / "chaos").glob("*.json"))
 
 
-def test_cli_refuses_what_this_kernel_cannot_do(cli: Cli, topo: Topology) -> None:
+def test_cli_refuses_what_this_kernel_cannot_do(cli: Run, topo: Topology) -> None:
     if probe().netem:
         pytest.skip("this kernel has sch_netem: duplicate runs for real")
     target = f"netns:{topo.server}"
@@ -93,7 +81,7 @@ def test_cli_refuses_what_this_kernel_cannot_do(cli: Cli, topo: Topology) -> Non
 
 
 def test_cli_run_records_mechanism_counters_and_audit(
-    cli: Cli, topo: Topology, procs: Procs, tmp_path: Path
+    cli: Run, topo: Topology, procs: Procs, tmp_path: Path
 ) -> None:
     procs.start(topo.server, "echo", "9200")
     target = f"netns:{topo.server}:9200"

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.controlplane.cli.test_cli import Run
 from tests.controlplane.guard.conftest import Load
+from tests.fixtures.cli import Run
 from tests.fixtures.engines import RunningEngine
 
 FAST_GUARD = {

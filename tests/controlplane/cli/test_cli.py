@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from controlplane.cli.main import main
-
-CPLANE = shutil.which("cplane") or str(Path(sys.executable).parent / "cplane")
-
-
-class Run:
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-
-    def __call__(self, *args: str) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as info:
-            main(list(args))
-        out, err = self.capsys.readouterr()
-        code = info.value.code
-        return (code if isinstance(code, int) else 1), out, err
+from tests.fixtures.cli import CPLANE
+from tests.fixtures.cli import Run
+from tests.fixtures.engines import free_port
 
 
 @pytest.fixture
@@ -100,12 +85,6 @@ def test_unreachable_database_masks_the_password(
     assert "hunter2" not in err and "cp:***@127.0.0.1:1/cp" in err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_installed_script_serves_docs_and_health(tmp_path: Path) -> None:
     env = {**os.environ, "CP_DATA_DIR": str(tmp_path)}
@@ -113,7 +92,7 @@ def test_installed_script_serves_docs_and_health(tmp_path: Path) -> None:
     bad = subprocess.run([CPLANE, "engine", "nope"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     subprocess.run([CPLANE, "db", "upgrade"], env=env, check=True, capture_output=True)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [CPLANE, "up", "--port", str(port)],
         env=env,

@@ -4,8 +4,6 @@ starts again, the engine is put back on its last known good config."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.controlplane.cli.test_cli import CPLANE
+from tests.fixtures.cli import ControlPlane
+from tests.fixtures.cli import run_cplane
 from tests.fixtures.engines import RunningEngine
 from tests.fixtures.engines import free_port
 from tests.fixtures.engines import start_engine
@@ -28,45 +27,6 @@ def _wait(predicate: Any, timeout: float, what: str) -> Any:
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-class ControlPlane:
-    def __init__(self, env: dict[str, str], port: int) -> None:
-        self.env, self.port = env, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [CPLANE, "up", "--port", str(self.port)],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-            except httpx.TransportError:
-                assert self.process is not None and self.process.poll() is None
-                return False
-
-        _wait(up, 30, "control plane to start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([CPLANE, *args], env=env, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
 
 
 @pytest.fixture
@@ -87,11 +47,13 @@ def test_sigkill_mid_bake_then_restart_puts_the_engine_back_on_lkg(
         "CP_GUARD__STALE_AFTER_S": "2",
         "CP_GUARD__HEARTBEAT_S": "0.3",
     }
-    _cli(env, "db", "upgrade")
-    _cli(env, "user", "create", "ops", "--admin")
-    token = _cli(env, "token", "create", "ops")
-    _cli(env, "engine", "add", "ref", "--url", engine.url, "--admin-token", engine.admin_token)
-    _cli(env, "slo", "set", "ref", "p99_s<=10")
+    run_cplane(env, "db", "upgrade")
+    run_cplane(env, "user", "create", "ops", "--admin")
+    token = run_cplane(env, "token", "create", "ops")
+    run_cplane(
+        env, "engine", "add", "ref", "--url", engine.url, "--admin-token", engine.admin_token
+    )
+    run_cplane(env, "slo", "set", "ref", "p99_s<=10")
     headers = {"Authorization": f"Bearer {token}"}
     admin = {"Authorization": f"Bearer {engine.admin_token}"}
 
