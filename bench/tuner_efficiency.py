@@ -10,7 +10,8 @@ The score of a pick is its *true* (recorded mean) goodput divided by the best tr
 among truly feasible configs; an infeasible pick scores 0.
 
 Methods at the same budget (default 16 trials = 14 % of the 112-config grid):
-- ``tpe`` / ``gp``: the tuner's samplers (``tuner.make_sampler``), constraints through
+- ``tuner``: the tuner's default (``auto``): :class:`tuner.StructuredSampler`;
+- ``tpe`` / ``gp``: Optuna's samplers as the tuner builds them (``tuner.make_sampler``), constraints through
   ``Trial.set_constraint``, the default config enqueued first, repeats averaged;
 - ``random``: Optuna's RandomSampler with the same rules;
 - ``hill``: Model Analyzer's quick mode in spirit: start at the default, measure every
@@ -21,7 +22,13 @@ Methods at the same budget (default 16 trials = 14 % of the 112-config grid):
   trials re-measuring the top 3; ``tpe+nb`` / ``gp+nb`` enqueue the default's neighbours
   first.
 
-    python bench/tuner_efficiency.py [--seeds 20] [--budget 16] [--methods tpe,gp,random,hill,grid]
+    python bench/tuner_efficiency.py [--seeds 20] [--budget 16] [--methods "tuner gp random hill grid"]
+    python bench/tuner_efficiency.py --live --seeds 3 --methods "tuner random hill"
+
+``--live`` measures every trial on a freshly started reference engine instead (same
+windows as the recording) and scores the picks against the recorded grid, which is the
+exhaustive search done live. ``tuner:patience=99,n_confirm=0`` style methods run the
+tuner's sampler with other phase sizes (ablations).
 """
 
 from __future__ import annotations
@@ -38,18 +45,54 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import optuna  # noqa: E402
+from engine_common import engine_process  # noqa: E402
+from engine_common import put_config  # noqa: E402
 
 from controlplane.domain import Knob  # noqa: E402
 from controlplane.domain import SearchSpace  # noqa: E402
+from tuner import StructuredSampler  # noqa: E402
 from tuner import TuningSpace  # noqa: E402
 from tuner import make_sampler  # noqa: E402
+from tuner.loadgen import LoadSpec  # noqa: E402
+from tuner.loadgen import RequestShape  # noqa: E402
+from tuner.loadgen import run_load_sync  # noqa: E402
 
 LANDSCAPE = Path(__file__).resolve().parent / "tuner_landscape.json"
 DEFAULT = {"max_batch_size": 1, "streams": 1, "precision": "fp32"}
 Key = tuple[Any, ...]
+
+
+class LiveLandscape:
+    """The same interface, but every measurement runs on the live reference engine (put the
+    config, warm up and discard, then ``windows`` closed-loop windows, as the recording
+    did); picks are still scored against the recorded grid, the live exhaustive search."""
+
+    def __init__(self, land: Landscape, url: str, *, window_s: float, warmup_s: float) -> None:
+        self.land, self.url = land, url
+        self.window_s, self.warmup_s = window_s, warmup_s
+        self.trials = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.land, name)
+
+    def _window(self, seconds: float) -> tuple[float, float]:
+        spec = LoadSpec(self.url, str(self.land.meta["model"]), mode="closed",
+                        concurrency=16, duration_s=seconds,
+                        shapes=(RequestShape(prompt_len=16, max_tokens=8),),
+                        extra_body={"ignore_eos": True})  # fmt: skip
+        r = run_load_sync(spec)
+        return r.goodput(self.land.slo_s), r.p99 if r.p99 is not None else 60.0
+
+    def measure(self, config: dict[str, Any], rng: random.Random) -> tuple[float, float]:
+        put_config(self.url, config)
+        self._window(self.warmup_s)
+        ws = [self._window(self.window_s) for _ in range(self.land.windows)]
+        self.trials += 1
+        return statistics.fmean(w[0] for w in ws), statistics.fmean(w[1] for w in ws)
 
 
 class Landscape:
@@ -130,10 +173,15 @@ def run_optuna(
     *,
     revalidate: int = 0,
     neighbours_first: bool = False,
+    options: dict[str, int] | None = None,
 ) -> dict[str, Any] | None:
     knobs = tuple(Knob(name=n, kind="choice", choices=tuple(v)) for n, v in land.grids.items())
     space = TuningSpace.of(SearchSpace(knobs))
-    sampler = make_sampler(sampler_name, space=space, seed=seed, budget=budget)  # type: ignore[arg-type]
+    sampler: optuna.samplers.BaseSampler
+    if options is not None:
+        sampler = StructuredSampler(space, budget=budget, seed=seed, **options)
+    else:
+        sampler = make_sampler(sampler_name, space=space, seed=seed, budget=budget)  # type: ignore[arg-type]
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.enqueue_trial(DEFAULT)
     if neighbours_first:
@@ -150,6 +198,7 @@ def run_optuna(
         g, q = land.measure(trial.params, rng)
         seen.setdefault(key, []).append((g, q))
         mean_g = statistics.fmean(m[0] for m in seen[key])
+        trial.set_user_attr("raw_values", [g])
         trial.set_constraint("p99", (q - land.limit) / land.slo_s)
         study.tell(trial, mean_g)
     return pick(seen, land)
@@ -213,6 +262,14 @@ def run_grid(land: Landscape, seed: int) -> dict[str, Any] | None:
     return pick(seen, land)
 
 
+def ablation(land: Landscape, name: str, budget: int) -> Callable[[int], dict[str, Any] | None]:
+    """``tuner:patience=99,n_confirm=0``: the tuner's sampler with other phase sizes."""
+    if not name.startswith("tuner:"):
+        raise SystemExit(f"unknown method {name!r}")
+    options = {k: int(v) for k, v in (kv.split("=") for kv in name[6:].split(",") if kv)}
+    return lambda s: run_optuna(land, "auto", budget, s, options=options)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--landscape", type=Path, default=LANDSCAPE)
@@ -221,12 +278,28 @@ def main() -> None:
     parser.add_argument("--slo-s", type=float, default=0.3)
     parser.add_argument("--margin", type=float, default=0.1)
     parser.add_argument("--windows", type=int, default=3)
-    parser.add_argument("--methods", default="tpe,gp,random,hill,grid")
+    parser.add_argument("--methods", default="tuner tpe gp random hill grid")
+    parser.add_argument("--live", action="store_true",
+                        help="measure on the live engine; score against the recorded grid")  # fmt: skip
     args = parser.parse_args()
+    if args.live:
+        recorded = Landscape(args.landscape, slo_s=args.slo_s, margin=args.margin,
+                             windows=args.windows)  # fmt: skip
+        model = str(recorded.meta["model"])
+        with engine_process(model, batch_size=1) as url:
+            live = LiveLandscape(recorded, url, window_s=float(recorded.meta["window_s"]),
+                                 warmup_s=0.5)  # fmt: skip
+            report(live, args)  # type: ignore[arg-type]
+        return
+    land = Landscape(args.landscape, slo_s=args.slo_s, margin=args.margin, windows=args.windows)
+    report(land, args)
+
+
+def report(land: Landscape, args: argparse.Namespace) -> None:
     optuna.logging.set_verbosity(logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-    land = Landscape(args.landscape, slo_s=args.slo_s, margin=args.margin, windows=args.windows)
     runners: dict[str, Callable[[int], dict[str, Any] | None]] = {
+        "tuner": lambda s: run_optuna(land, "auto", args.budget, s),
         "tpe": lambda s: run_optuna(land, "tpe", args.budget, s),
         "gp": lambda s: run_optuna(land, "gp", args.budget, s),
         "random": lambda s: run_optuna(land, "random", args.budget, s),
@@ -245,17 +318,23 @@ def main() -> None:
     print(
         f"{'method':<8} {'median':>7} {'mean':>6} {'p10':>6} {'min':>6} {'>=0.97':>7} {'s/run':>7}"
     )
-    for name in args.methods.split(","):
+    for name in args.methods.split(" "):
+        runner = runners.get(name) or ablation(land, name, args.budget)
         scores, took = [], []
         for seed in range(args.seeds):
             started = time.perf_counter()
-            scores.append(land.score(runners[name](seed)))
+            chosen = runner(seed)
+            scores.append(land.score(chosen))
             took.append(time.perf_counter() - started)
+            if args.live:
+                print(f"  {name} seed {seed}: pick {chosen} -> {scores[-1]:.3f} "
+                      f"({took[-1]:.0f} s)", flush=True)  # fmt: skip
         ordered = sorted(scores)
         p10 = ordered[max(0, int(0.1 * len(ordered)) - 1)]
         hit = sum(s >= 0.97 for s in scores) / len(scores)
         print(f"{name:<8} {statistics.median(scores):7.3f} {statistics.fmean(scores):6.3f} "
-              f"{p10:6.3f} {min(scores):6.3f} {hit:7.0%} {statistics.fmean(took):7.3f}")  # fmt: skip
+              f"{p10:6.3f} {min(scores):6.3f} {hit:7.0%} {statistics.fmean(took):7.3f}",
+              flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from tuner._results import TrialRecord
 from tuner._run import Tuner
 from tuner._run import TuningEvent
 from tuner._run import report_path
+from tuner._sampler import StructuredSampler
 from tuner._service import TuningService
 from tuner._service import list_trials
 from tuner._service import request_stop
@@ -26,7 +27,6 @@ from tuner._service import sweep_orphaned_runs
 from tuner._space import TuningSpace
 from tuner._specs import TuningSpec
 from tuner._specs import start_run
-from tuner._study import AUTO_SAMPLER
 from tuner._study import make_sampler
 from tuner._study import open_study
 from tuner._study import opened_storage
@@ -34,10 +34,10 @@ from tuner._study import storage
 from tuner._study import storage_url
 
 __all__ = [
-    "AUTO_SAMPLER",
     "LiveMeasurer",
     "Measurement",
     "Score",
+    "StructuredSampler",
     "SyntheticMeasurer",
     "TrialRecord",
     "Tuner",

@@ -24,12 +24,8 @@ from sqlalchemy import Engine
 from controlplane.schemas.tuning import Objective
 from controlplane.schemas.tuning import SamplerName
 from tuner._objective import directions
+from tuner._sampler import StructuredSampler
 from tuner._space import TuningSpace
-
-# Chosen with bench/tuner_efficiency.py on the recorded landscape (docs/benchmarks.md, Tuner):
-# at ~15 % of a 112-config grid GP, TPE and random ended within noise of each other; GP had
-# the better tail and models constraints natively. Multi-objective runs use TPE (MOTPE).
-AUTO_SAMPLER: SamplerName = "gp"
 
 
 def storage_url(engine: Engine) -> str:
@@ -71,8 +67,13 @@ def make_sampler(
     budget: int,
     objective: Objective = "goodput",
 ) -> optuna.samplers.BaseSampler:
+    """The run's sampler. ``auto`` is the tuner's :class:`StructuredSampler` for one
+    objective (chosen by measurement, docs/tuning.md) and TPE (MOTPE) for ``pareto``; the
+    named Optuna samplers stay available for comparison and for spaces without order."""
     if name == "auto":
-        name = "tpe" if objective == "pareto" else AUTO_SAMPLER
+        if objective != "pareto":
+            return StructuredSampler(space, budget=budget, seed=seed)
+        name = "tpe"
     n_startup = startup_trials(budget)
     with warnings.catch_warnings():
         # Only Optuna's experimental-feature notices; anything else still surfaces.
