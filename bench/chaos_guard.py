@@ -10,7 +10,13 @@ Faults: delay 20/50/200 ms, loss 1/5/20 %, rate caps 10/2/0.5 mbit, each with th
 this kernel ran (netem, or the proxy / nftables / tbf fallbacks). Prints a markdown table
 and writes a PNG.
 
-Run as root: ``.venv/bin/python bench/chaos_guard.py [--png docs/benchmarks-chaos-guard.png]``.
+With ``--tuning``, the same faults during a tuning run instead of a plain bake: per fault one
+run (baseline, a harmless trial, a slow trial) with the fault on for the whole run; the right
+outcome is "feasible" for the harmless trial and "breach" (rolled back, infeasible) for the
+slow one.
+
+Run as root: ``.venv/bin/python bench/chaos_guard.py [--png docs/benchmarks-chaos-guard.png]``
+or ``.venv/bin/python bench/chaos_guard.py --tuning``.
 """
 
 from __future__ import annotations
@@ -35,12 +41,19 @@ from controlplane.store import rollouts  # noqa: E402
 from controlplane.store import schema  # noqa: E402
 from controlplane.store.database import make_engine  # noqa: E402
 from controlplane.store.database import make_session_factory  # noqa: E402
+from tests.controlplane.chaos.test_guard_proof import SLOW_MS  # noqa: E402
 from tests.controlplane.chaos.test_guard_proof import FaultDuringBake  # noqa: E402
 from tests.controlplane.chaos.test_guard_proof import NsLoad  # noqa: E402
 from tests.controlplane.chaos.test_guard_proof import _propose  # noqa: E402
+from tests.controlplane.chaos.test_guard_proof import _rollout_states  # noqa: E402
+from tests.controlplane.chaos.test_guard_proof import _WithSlowQueue  # noqa: E402
+from tests.controlplane.chaos.test_guard_proof import engines_target  # noqa: E402
 from tests.controlplane.chaos.test_guard_proof import start_engine_in  # noqa: E402
 from tests.controlplane.guard.conftest import FAST  # noqa: E402
 from tests.controlplane.guard.conftest import register  # noqa: E402
+from tests.tuner.conftest import FAST_GUARD  # noqa: E402
+from tests.tuner.conftest import FAST_TUNER  # noqa: E402
+from tests.tuner.conftest import start as start_tuning  # noqa: E402
 
 FAULTS = [
     ("none", None),
@@ -92,10 +105,73 @@ def bake(
     }
 
 
+def tuning_run(
+    work: Path, topo: Any, engine: Any, fault: str, scope: str | None, slo: str
+) -> dict[str, Any]:
+    """One tuning run (baseline, harmless, slow) with ``fault`` on for all of it."""
+    import optuna
+
+    from tuner import Tuner
+    from tuner import opened_storage
+    from tuner import storage_url
+
+    settings = Settings(
+        data_dir=work / f"tune-{random.randrange(10**9)}",
+        guard=FAST_GUARD,
+        tuner=FAST_TUNER.model_copy(update={"bake_s": 6.0, "repeats": 1}),
+    )
+    db = make_engine(settings)
+    schema.upgrade(db)
+    sessions = make_session_factory(db)
+    url = storage_url(db)
+    register(sessions, engine, slo)
+    adapter = _WithSlowQueue(engines_target(sessions))
+    try:
+        queue = adapter.current_config()["max_queue_delay_ms"]
+        row = start_tuning(
+            sessions, settings, adapter, objective="goodput", slo=["p99_ms<=5000"],
+            load="concurrency=4", trials=3, knobs=["max_queue_delay_ms"], sampler="random",
+            apply_best=False,
+        )  # fmt: skip
+    finally:
+        adapter.close()
+    harmless = 2.0 if queue == 1.0 else 1.0
+    with opened_storage(url) as storage:
+        study = optuna.create_study(storage=storage, study_name=row.study_name)
+        study.enqueue_trial({"max_queue_delay_ms": queue}, user_attrs={"kind": "baseline"})
+        study.enqueue_trial({"max_queue_delay_ms": harmless})
+        study.enqueue_trial({"max_queue_delay_ms": SLOW_MS})
+    injected = None
+    if scope is not None:
+        target = f"netns:{topo.server}:8000" if scope == "port" else f"netns:{topo.server}"
+        injected = FaultDuringBake(target, fault, work / "state")
+    try:
+        tuner = Tuner(
+            session_factory=sessions, storage_url=url, settings=settings,
+            adapter_factory=_WithSlowQueue,  # type: ignore[arg-type]
+        )  # fmt: skip
+        result = tuner.run(row.id)
+    finally:
+        mechanisms = injected.finish().mechanisms if injected is not None else {}
+        db.dispose()
+    trials = result["trials"]
+    states = _rollout_states(settings, trials)
+    return {
+        "outcomes": [t["outcome"] for t in trials],
+        "states": states,
+        "errors": [t.get("error") for t in trials],
+        "mechanism": ",".join(f"{k}={v}" for k, v in mechanisms.items()) or "-",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--png", default=str(ROOT / "docs" / "benchmarks-chaos-guard.png"))
+    parser.add_argument("--tuning", action="store_true", help="faults during tuning runs")
     args = parser.parse_args()
+    if args.tuning:
+        main_tuning()
+        return
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -130,6 +206,36 @@ def main() -> None:
             f"| {s['state']} ({s['outcome']}) | {det} |"
         )
     plot(rows, Path(args.png))
+
+
+def main_tuning() -> None:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        topo = create_pair(prefix="cpb-", state_dir=work / "topo", ttl_s=3600)
+        try:
+            gen = start_engine_in(topo, work)
+            engine = next(gen)
+            warm = NsLoad(topo, seconds=3, concurrency=4).join()
+            slo = f"p99_ms<={max(1, round(warm['p99_s'] * 2000))}"
+            print(f"warm p99 {warm['p99_s'] * 1000:.0f} ms -> guard SLO {slo}", flush=True)
+            for fault, scope in FAULTS:
+                row = {"fault": fault, **tuning_run(work, topo, engine, fault, scope, slo)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            gen.close()
+        finally:
+            topo.destroy()
+    print()
+    print("| fault | mechanism | harmless trial | slow trial |")
+    print("|---|---|---|---|")
+    for r in rows:
+        cells = [
+            f"{o} ({s or 'no rollout'})"
+            for o, s in zip(r["outcomes"][1:3], r["states"][1:3], strict=False)
+        ]
+        cells += ["-"] * (2 - len(cells))
+        print(f"| {r['fault']} | {r['mechanism']} | {cells[0]} | {cells[1]} |")
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:

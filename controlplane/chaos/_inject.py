@@ -56,6 +56,13 @@ from controlplane.settings import ChaosSettings
 UNLIMITED_BPS = 10_000_000_000
 # How long a removed proxy may finish replies in flight before its connections are cut.
 PROXY_DRAIN_S = 2.0
+#: How long the delaying proxy may take to say it is ready (a Python start-up in a namespace
+#: on a loaded host).
+PROXY_READY_S = 10.0
+#: Added to the watchdog's deadline while a fault is being set up. The TTL proper starts
+#: when set-up ends (``_arm``); until then a slow helper must not be cut by a deadline that
+#: was counted from before it started. A dead injector is still cleaned up at once.
+SETUP_ALLOWANCE_S = 3 * PROXY_READY_S
 _HOG = "while True:\n    pass\n"
 
 
@@ -279,7 +286,7 @@ class Injector:
             "mechanisms": mechanisms,
             "owner_pid": me,
             "owner_start": proc_start(me),
-            "deadline": time.time() + ttl_s + self.settings.ttl_grace_s,
+            "deadline": time.time() + ttl_s + self.settings.ttl_grace_s + SETUP_ALLOWANCE_S,
             "undo": [],
         }
         write_state(path, state)
@@ -401,7 +408,7 @@ class Injector:
             },
         )
         assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 10.0)
+        ready, _, _ = select.select([proc.stdout], [], [], PROXY_READY_S)
         line = proc.stdout.readline() if ready else ""
         proc.stdout.close()
         tail = errors.read_text(errors="replace").strip().splitlines()[-1:] or [""]

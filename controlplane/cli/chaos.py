@@ -26,7 +26,17 @@ from controlplane.store.database import SessionFactory
 from controlplane.store.database import make_session_factory
 
 app = typer.Typer(help="Chaos experiments: inject a fault, watch the guard.", no_args_is_help=True)
-COLUMNS = ("id", "state", "target", "fault", "duration_s", "mechanisms", "actor")
+COLUMNS = (
+    "id",
+    "state",
+    "target",
+    "fault",
+    "duration_s",
+    "mechanisms",
+    "failed_requests",
+    "slo_violation_s",
+    "actor",
+)
 
 
 @app.command()
@@ -61,7 +71,7 @@ def run(
         print(json.dumps(read.model_dump(mode="json"), indent=2))
     else:
         guard = read.result.get("guard", {}).get("reaction", "-")
-        print(f"experiment {read.id}: {read.state}; guard reaction: {guard}")
+        print(f"experiment {read.id}: {read.state}; guard reaction: {guard}; {_cost(read)}")
 
 
 @app.command("list")
@@ -77,12 +87,36 @@ def list_(
 
 
 @app.command()
-def show(ctx: typer.Context, experiment_id: int) -> None:
+def show(
+    ctx: typer.Context,
+    experiment_id: int,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The experiment's fault, mechanisms, cost to the engine and the guard's reaction."""
     with cli_context(ctx).session() as session:
         read = ChaosExperimentRead.model_validate(
             chaos_store.get_experiment(session, experiment_id)
         )
-    print(json.dumps(read.model_dump(mode="json"), indent=2))
+    if as_json:
+        print(json.dumps(read.model_dump(mode="json"), indent=2))
+        return
+    mech = ", ".join(f"{k}={v}" for k, v in read.mechanisms.items()) or "-"
+    guard = read.result.get("guard", {})
+    lines = [
+        f"experiment {read.id}: {read.state} ({read.actor})",
+        f"  fault:      {read.fault} on {read.target} for {read.duration_s:g} s via {mech}",
+        f"  cost:       {_cost(read)}",
+        f"  guard:      {guard.get('reaction', '-')}"
+        + (f" (expected {read.expected})" if read.expected != "any" else ""),
+    ]
+    for slo in read.result.get("steady_state", {}).get("slos", []):
+        lines.append(
+            f"  slo {slo['slo']}: {slo['violation_s']:g} s violated, "
+            f"{slo['violating']} of {slo['requests']} requests over"
+        )
+    if read.error:
+        lines.append(f"  error:      {read.error}")
+    print("\n".join(lines))
 
 
 @app.command()
@@ -107,6 +141,16 @@ def sweep(ctx: typer.Context) -> None:
 def probe() -> None:
     """Show what this kernel offers (netem, prio, htb, tbf, nftables) and thus which fallbacks."""
     print(json.dumps(chaos.probe().as_dict(), indent=2))
+
+
+def _cost(read: ChaosExperimentRead) -> str:
+    """One phrase for what the fault cost; says why when it was not measured."""
+    if read.failed_requests is None and read.slo_violation_s is None:
+        note = read.result.get("steady_state", {}).get("note") or "no engine named"
+        return f"cost not measured ({note})"
+    failed = "-" if read.failed_requests is None else str(read.failed_requests)
+    violated = "-" if read.slo_violation_s is None else f"{read.slo_violation_s:g} s"
+    return f"{failed} failed requests, {violated} in SLO violation"
 
 
 def _factory(ctx: typer.Context) -> SessionFactory:

@@ -51,6 +51,12 @@ class ChaosExperimentRead(ReadModel):
     result: dict[str, Any]
     actor: str
     error: str | None
+    failed_requests: int | None = Field(
+        None, description="Requests the engine failed during the fault (its error counter)."
+    )
+    slo_violation_s: float | None = Field(
+        None, description="Seconds any SLO was violated during the fault, from stored scrapes."
+    )
     started_at: datetime | None
     finished_at: datetime | None
     created: datetime

@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session
 
 from controlplane.domain import ConflictError
 from controlplane.domain import NotFoundError
+from controlplane.domain import Sample
 from controlplane.store import audit
 from controlplane.store.base import utcnow
 from controlplane.store.models import ChaosExperimentRow
 from controlplane.store.models import RolloutRow
+from controlplane.store.samples import fetch_series
 
 TERMINAL = ("completed", "aborted", "failed")
 
@@ -70,10 +72,14 @@ def finish_experiment(
     result: dict[str, Any],
     actor: str,
     error: str | None = None,
+    failed_requests: int | None = None,
+    slo_violation_s: float | None = None,
 ) -> ChaosExperimentRow:
     """Store the result; the state moves only from ``running`` (an abort keeps its state)."""
     row = get_experiment(session, experiment_id)
     row.result = {**(row.result or {}), **result}
+    row.failed_requests = failed_requests
+    row.slo_violation_s = slo_violation_s
     if error is not None:
         row.error = error
     if row.state == "running":
@@ -156,3 +162,15 @@ def guard_reaction(
         "detection_s": (first - since).total_seconds() if first else None,
         "reaction": "rollback" if rolled_back else "hold",
     }
+
+
+def engine_samples(
+    session: Session, *, source: str, metrics: tuple[str, ...], start: float, end: float
+) -> list[Sample]:
+    """The stored samples of ``metrics`` from one engine in ``[start, end]``, as samples."""
+    out: list[Sample] = []
+    for metric in metrics:
+        for series in fetch_series(session, source=source, metric=metric, start=start, end=end):
+            labels = tuple(sorted(series.labels.items()))
+            out.extend(Sample(ts, source, metric, labels, value) for ts, value in series.points)
+    return out

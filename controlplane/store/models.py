@@ -274,3 +274,6 @@ class ChaosExperimentRow(Timestamped, Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # What the fault cost the engine; NULL when not measured (no engine, or no samples).
+    failed_requests: Mapped[int | None] = mapped_column(Integer)
+    slo_violation_s: Mapped[float | None] = mapped_column(Float)

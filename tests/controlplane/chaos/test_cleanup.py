@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
+from controlplane.chaos import Capabilities
+from controlplane.chaos import Injection
+from controlplane.chaos import Injector
+from controlplane.chaos import NetFault
 from controlplane.chaos import Topology
+from controlplane.chaos import parse_fault
+from controlplane.chaos import parse_target
 from controlplane.chaos import root_qdisc
 from controlplane.chaos import sweep
 from controlplane.chaos._commands import in_netns
@@ -122,6 +128,30 @@ def test_ttl_is_enforced_while_the_injector_still_lives(topo: Topology, state_di
         assert proc.poll() is None
     finally:
         _kill(proc)
+
+
+class _SlowSetUp(Injector):
+    """The qdisc goes on only after longer than the TTL and its grace, as when a helper
+    process (the delaying proxy) is slow to start on a loaded host."""
+
+    def _qdisc(self, inj: Injection, fault: NetFault, caps: Capabilities) -> None:
+        time.sleep(1.2)
+        super()._qdisc(inj, fault, caps)
+
+
+def test_the_ttl_counts_from_the_end_of_set_up(topo: Topology, state_dir: Path) -> None:
+    settings = ChaosSettings(ttl_grace_s=0.2, watchdog_poll_s=0.05)
+    target, fault = parse_target(f"netns:{topo.server}"), parse_fault("rate 1mbit")
+    began = time.monotonic()
+    # A watchdog counting from before set-up would have cut this in the middle (the
+    # injection then fails with "aborted while being applied").
+    inj = _SlowSetUp(settings, state_dir).inject("slow", target, fault, ttl_s=0.5)
+    try:
+        assert time.monotonic() - began > 0.7 and _ours(topo.server, topo.server_dev)
+        wait_for(lambda: not _ours(topo.server, topo.server_dev), timeout=5, what="TTL")
+        assert not inj.active
+    finally:
+        inj.remove()
 
 
 def test_namespaces_of_a_killed_creator_are_deleted(tmp_path: Path, netns_ok: None) -> None:

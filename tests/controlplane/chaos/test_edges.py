@@ -101,8 +101,13 @@ def test_cli_run_records_mechanism_counters_and_audit(
     assert body["state"] == "completed" and body["mechanisms"]
     assert body["result"]["held_s"] >= 1.0
     assert "counters_after" in body["result"] and body["result"]["cleanup_log"]
-    code, out, _ = cli("chaos", "show", str(body["id"]))
+    # No engine named: nothing says what the fault cost, and both views say so.
+    assert body["failed_requests"] is None and body["slo_violation_s"] is None
+    code, out, _ = cli("chaos", "show", str(body["id"]), "--json")
     assert code == 0 and json.loads(out)["id"] == body["id"]
+    code, out, _ = cli("chaos", "show", str(body["id"]))
+    assert code == 0 and f"experiment {body['id']}: completed" in out
+    assert "cost not measured (no engine named)" in out
     code, _, err = cli("chaos", "abort", str(body["id"]))
     assert code == 2 and "nothing to abort" in err
     code, out, _ = cli("chaos", "probe")
