@@ -15,11 +15,11 @@ Counters stay cumulative: resets are handled where deltas are taken
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
+from math import isfinite
 
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
@@ -80,15 +80,39 @@ def _targets(metric_map: MetricMap) -> dict[str, tuple[_Target, ...]]:
     return {name: tuple(targets) for name, targets in found.items()}
 
 
-_INDEX_CACHE: dict[int, tuple[MetricMap, dict[str, tuple[_Target, ...]]]] = {}
+# What one sample line becomes: (canonical metric, labels, multiplier) per target it feeds.
+_Out = tuple[tuple[str, Labels, float], ...]
+# A scrape repeats the same series text every time; past this many distinct lines per map
+# (a label explosion) the line cache starts over rather than growing without bound.
+_LINE_CACHE_LIMIT = 200_000
+
+
+@dataclass(slots=True)
+class _Index:
+    """A metric map's targets, plus what each raw line text resolved to before.
+
+    The line cache is Prometheus's own scrape-cache idea: an engine exposes the same series
+    text on every scrape, so splitting, sorting and mapping its labels is done once per
+    series instead of once per scrape.
+    """
+
+    targets: dict[str, tuple[_Target, ...]]
+    lines: dict[tuple[str, str], _Out]
+
+
+_INDEX_CACHE: dict[int, tuple[MetricMap, _Index]] = {}
+
+
+def _index(metric_map: MetricMap) -> _Index:
+    cached = _INDEX_CACHE.get(id(metric_map))
+    if cached is None or cached[0] is not metric_map:
+        cached = (metric_map, _Index(_targets(metric_map), {}))
+        _INDEX_CACHE[id(metric_map)] = cached
+    return cached[1]
 
 
 def index_for(metric_map: MetricMap) -> dict[str, tuple[_Target, ...]]:
-    cached = _INDEX_CACHE.get(id(metric_map))
-    if cached is None or cached[0] is not metric_map:
-        cached = (metric_map, _targets(metric_map))
-        _INDEX_CACHE[id(metric_map)] = cached
-    return cached[1]
+    return _index(metric_map).targets
 
 
 _SAMPLE_LINE = re.compile(
@@ -112,11 +136,15 @@ def _fast_triples(text: str) -> list[tuple[str, str, str]] | None:
     against the body's non-comment lines, so a line it could not read (escapes, garbage)
     sends the page to prometheus-client instead of being skipped.
     """
-    triples: list[tuple[str, str, str]] = _SAMPLE_LINE.findall(text)
-    if _BAD_COMMENT.search(text):
-        return None
     lines = text.count("\n") + 1
     comments = text.count("\n#") + (1 if text.startswith("#") else 0)
+    # Comment lines other than HELP / TYPE / EOF go to the real parser. Counting the known
+    # prefixes (str.count is a C scan) is ~10x cheaper than a multi-line regex search, which
+    # is only needed when the counts disagree.
+    known = sum(text.count("\n" + p) + text.startswith(p) for p in _COMMENT_OK)
+    if known != comments and _BAD_COMMENT.search(text):
+        return None
+    triples: list[tuple[str, str, str]] = _SAMPLE_LINE.findall(text)
     blank = text.count("\n\n") + (1 if text.startswith("\n") else 0) + 1  # the final ""
     if len(triples) != lines - comments - blank:
         return None
@@ -169,85 +197,95 @@ def parse(text: str, *, source: str, metric_map: MetricMap, ts: float) -> list[S
     """
     if text and not text.endswith("\n"):
         raise ParseError("body does not end with a newline: truncated")
-    index = index_for(metric_map)
+    index = _index(metric_map)
     triples = _fast_triples(text)
     if triples is None:
-        return _canonical(_slow_lines(text), index, source, ts)
-    # Fast path: only lines of families the map wants go on; their labels are split by one
-    # findall over all of them at once (C speed), each line taking as many pairs as it has
-    # '="' (exact: fast-path values contain no quotes).
-    wanted = [t for t in triples if t[0] in index]
-    joined = "\x00".join(t[1] for t in wanted)
-    all_pairs: list[tuple[str, str]] = _LABEL.findall(joined)
-    if not (len(all_pairs) == joined.count('="') and joined.count('"') == 2 * len(all_pairs)):
-        return _canonical(_slow_lines(text), index, source, ts)
-    samples: list[Sample] = []
-    pos = 0
-    for name, label_text, raw_value in wanted:
-        count = label_text.count('="')
-        label_tuple = tuple(sorted(all_pairs[pos : pos + count]))
-        pos += count
-        try:
-            value = float(raw_value)
-        except ValueError:
-            return _canonical(_slow_lines(text), index, source, ts)
-        if not math.isfinite(value):
-            continue
-        for t in index[name]:
-            src = t.source
-            if src.scale == 1.0 and not src.match and not src.exclude:
-                samples.append(Sample(ts, source, t.metric, label_tuple, value))  # common case
+        return _canonical(_slow_lines(text), index.targets, source, ts)
+    lines = index.lines
+    outs: list[tuple[_Out | None, str]] = []
+    misses: list[tuple[int, str, str]] = []  # (position in outs, name, label text) not seen before
+    for name, label_text, raw_value in triples:
+        out = lines.get((name, label_text))
+        if out is None:
+            if name not in index.targets:
                 continue
-            sample = _sample(t, dict(label_tuple), label_tuple, value, source, ts)
-            if sample is not None:
-                samples.append(sample)
+            misses.append((len(outs), name, label_text))
+        elif not out:
+            continue
+        outs.append((out, raw_value))
+    if misses:
+        if not _learn(index, misses):  # label text the fast path cannot read: the real parser
+            return _canonical(_slow_lines(text), index.targets, source, ts)
+        for i, name, label_text in misses:
+            outs[i] = (lines[(name, label_text)], outs[i][1])
+    samples: list[Sample] = []
+    append = samples.append
+    for out, raw_value in outs:
+        if not out:
+            continue
+        value = float(raw_value)  # the line pattern admits number-shaped text only
+        if not isfinite(value):
+            continue
+        for metric, label_tuple, multiplier in out:
+            append(Sample(ts, source, metric, label_tuple, value * multiplier))
     return samples
 
 
-def _split_labels(label_text: str) -> list[tuple[str, str]]:
-    """``a="x",b="y"`` -> pairs. Safe by construction: the fast-path pattern only accepts
-    values without quotes or backslashes, so ``",`` can only end a value."""
-    if not label_text:
-        return []
-    pairs = []
-    for part in label_text.rstrip(",").split('",'):
-        key, _, value = part.partition('="')
-        pairs.append((key, value[:-1] if value.endswith('"') else value))
-    return pairs
+def _learn(index: _Index, misses: list[tuple[int, str, str]]) -> bool:
+    """Resolve lines not seen before into the line cache; ``False`` when some label text is
+    not in the plain form.
+
+    One ``findall`` over all their label texts at once (C speed), each line taking as many
+    pairs as it has ``="``; the counts of pairs and quotes must agree exactly, since
+    fast-path values contain no quotes or backslashes.
+    """
+    joined = "\x00".join(m[2] for m in misses)
+    pairs: list[tuple[str, str]] = _LABEL.findall(joined)
+    if len(pairs) != joined.count('="') or joined.count('"') != 2 * len(pairs):
+        return False
+    lines = index.lines
+    if len(lines) + len(misses) > _LINE_CACHE_LIMIT:
+        lines.clear()
+    pos = 0
+    for _, name, label_text in misses:
+        count = label_text.count('="')
+        own = pairs[pos : pos + count]
+        pos += count
+        lines[(name, label_text)] = _route(index.targets[name], dict(own), tuple(sorted(own)))
+    return True
+
+
+def _route(targets: tuple[_Target, ...], labels: dict[str, str], label_tuple: Labels) -> _Out:
+    out: list[tuple[str, Labels, float]] = []
+    for t in targets:
+        src = t.source
+        if (src.match or src.exclude) and not src.accepts(labels):
+            continue
+        if t.part == "bucket":
+            bucket_labels = label_tuple
+            if src.scale != 1.0 and "le" in labels:
+                scaled = dict(labels)
+                scaled["le"] = floatToGoString(float(labels["le"]) * src.scale)
+                bucket_labels = tuple(sorted(scaled.items()))
+            out.append((t.metric, bucket_labels, 1.0))
+        else:
+            out.append((t.metric, label_tuple, 1.0 if t.part == "count" else src.scale))
+    return tuple(out)
 
 
 def _canonical(
     lines: Iterable[tuple[str, dict[str, str], float]],
-    index: dict[str, tuple[_Target, ...]],
+    targets: dict[str, tuple[_Target, ...]],
     source: str,
     ts: float,
 ) -> list[Sample]:
     samples: list[Sample] = []
     for name, labels, value in lines:
-        targets = index.get(name)
-        if not targets or not math.isfinite(value):
+        wanted = targets.get(name)
+        if not wanted or not isfinite(value):
             continue
-        label_tuple = tuple(sorted(labels.items()))
-        for t in targets:
-            sample = _sample(t, labels, label_tuple, value, source, ts)
-            if sample is not None:
-                samples.append(sample)
+        for metric, label_tuple, multiplier in _route(
+            wanted, labels, tuple(sorted(labels.items()))
+        ):
+            samples.append(Sample(ts, source, metric, label_tuple, value * multiplier))
     return samples
-
-
-def _sample(
-    t: _Target, labels: dict[str, str], label_tuple: Labels, value: float, source: str, ts: float
-) -> Sample | None:
-    src = t.source
-    if (src.match or src.exclude) and not src.accepts(labels):
-        return None
-    scale = src.scale
-    if t.part == "bucket":
-        if scale != 1.0 and "le" in labels:
-            scaled = dict(labels)
-            scaled["le"] = floatToGoString(float(labels["le"]) * scale)
-            label_tuple = tuple(sorted(scaled.items()))
-        return Sample(ts, source, t.metric, label_tuple, value)
-    if t.part != "count":
-        value = value * scale
-    return Sample(ts, source, t.metric, label_tuple, value)

@@ -67,12 +67,8 @@ def test_downgrade_to_base_and_back_with_rows_present(empty_engine: Engine) -> N
                 "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
             )
         )
-        conn.execute(
-            text(
-                "INSERT INTO samples (ts, source, metric, labels, value) "
-                "VALUES (1.0, 'e', 'm', '{}', 2.0)"
-            )
-        )
+        conn.execute(text("INSERT INTO series (source, metric, labels) VALUES ('e', 'm', '{}')"))
+        conn.execute(text("INSERT INTO samples (series_id, ts, value) VALUES (1, 1.0, 2.0)"))
     schema.downgrade(empty_engine, "base")
     assert set(inspect(empty_engine).get_table_names()) <= {schema.VERSION_TABLE}
     schema.upgrade(empty_engine)
@@ -105,3 +101,52 @@ def test_app_refuses_an_outdated_schema(empty_engine: Engine, tmp_path: Path) ->
     url = empty_engine.url.render_as_string(hide_password=False)
     with pytest.raises(SchemaOutdatedError, match="cplane db upgrade"):
         create_app(Settings(database_url=url, data_dir=tmp_path), db_engine=empty_engine)
+
+
+def test_series_ids_migration_moves_samples_and_rollups_both_ways(empty_engine: Engine) -> None:
+    schema.upgrade(empty_engine, "0004")
+    wide = [
+        (1.0, "e1", "m", '{"le":"0.5"}', 2.0),
+        (2.0, "e1", "m", '{"le":"0.5"}', 3.0),
+        (2.0, "e1", "m", '{"le":"+Inf"}', 4.0),
+        (1.0, "e2", "m", "{}", 5.0),
+    ]
+    with empty_engine.begin() as conn:
+        for row in wide:
+            conn.execute(
+                text(
+                    "INSERT INTO samples (ts, source, metric, labels, value) "
+                    "VALUES (:ts, :s, :m, :l, :v)"
+                ),
+                dict(zip(("ts", "s", "m", "l", "v"), row, strict=True)),
+            )
+        conn.execute(
+            text(
+                'INSERT INTO sample_rollups (ts, source, metric, labels, last_ts, last, "min", '
+                "\"max\", \"sum\", \"count\") VALUES (0.0, 'e3', 'g', '{}', 30.0, 1.0, 0.5, "
+                "2.0, 3.5, 3)"
+            )
+        )
+    schema.upgrade(empty_engine, "0005")
+    with empty_engine.connect() as conn:
+        moved = conn.execute(
+            text(
+                "SELECT n.ts, s.source, s.metric, s.labels, n.value FROM samples n "
+                "JOIN series s ON s.id = n.series_id ORDER BY s.source, s.labels, n.ts"
+            )
+        ).all()
+        rollup = conn.execute(
+            text(
+                'SELECT s.source, r.ts, r.last, r."count" FROM sample_rollups r '
+                "JOIN series s ON s.id = r.series_id"
+            )
+        ).one()
+        assert conn.execute(text("SELECT COUNT(*) FROM series")).scalar() == 4
+    assert sorted(map(tuple, moved)) == sorted(wide)
+    assert tuple(rollup) == ("e3", 0.0, 1.0, 3)
+    schema.downgrade(empty_engine, "0004")
+    with empty_engine.connect() as conn:
+        back = conn.execute(text("SELECT ts, source, metric, labels, value FROM samples")).all()
+        assert conn.execute(text("SELECT source FROM sample_rollups")).scalar() == "e3"
+    assert sorted(map(tuple, back)) == sorted(wide)
+    assert "series" not in inspect(empty_engine).get_table_names()
