@@ -98,6 +98,9 @@ class _Index:
 
     targets: dict[str, tuple[_Target, ...]]
     lines: dict[tuple[str, str], _Out]
+    # Sample names with one target that needs no label test and no ``le`` rescaling (nearly
+    # all of them): what a new line of theirs becomes needs only its sorted labels.
+    simple: dict[str, tuple[str, float]]
 
 
 _INDEX_CACHE: dict[int, tuple[MetricMap, _Index]] = {}
@@ -106,7 +109,15 @@ _INDEX_CACHE: dict[int, tuple[MetricMap, _Index]] = {}
 def _index(metric_map: MetricMap) -> _Index:
     cached = _INDEX_CACHE.get(id(metric_map))
     if cached is None or cached[0] is not metric_map:
-        cached = (metric_map, _Index(_targets(metric_map), {}))
+        targets = _targets(metric_map)
+        simple = {
+            name: (t.metric, 1.0 if t.part in ("bucket", "count") else t.source.scale)
+            for name, (t, *more) in targets.items()
+            if not more
+            and not (t.source.match or t.source.exclude)
+            and (t.part != "bucket" or t.source.scale == 1.0)
+        }
+        cached = (metric_map, _Index(targets, {}, simple))
         _INDEX_CACHE[id(metric_map)] = cached
     return cached[1]
 
@@ -214,10 +225,11 @@ def parse(text: str, *, source: str, metric_map: MetricMap, ts: float) -> list[S
             continue
         outs.append((out, raw_value))
     if misses:
-        if not _learn(index, misses):  # label text the fast path cannot read: the real parser
+        learned = _learn(index, misses)
+        if learned is None:  # label text the fast path cannot read: the real parser
             return _canonical(_slow_lines(text), index.targets, source, ts)
-        for i, name, label_text in misses:
-            outs[i] = (lines[(name, label_text)], outs[i][1])
+        for (i, _, _), out in zip(misses, learned, strict=True):
+            outs[i] = (out, outs[i][1])
     samples: list[Sample] = []
     append = samples.append
     for out, raw_value in outs:
@@ -231,9 +243,10 @@ def parse(text: str, *, source: str, metric_map: MetricMap, ts: float) -> list[S
     return samples
 
 
-def _learn(index: _Index, misses: list[tuple[int, str, str]]) -> bool:
-    """Resolve lines not seen before into the line cache; ``False`` when some label text is
-    not in the plain form.
+def _learn(index: _Index, misses: list[tuple[int, str, str]]) -> list[_Out] | None:
+    """Resolve lines not seen before, in order, and remember them in the line cache;
+    ``None`` when some label text is not in the plain form. (Returned rather than read back
+    from the cache, which a scrape of another engine on another thread may clear.)
 
     One ``findall`` over all their label texts at once (C speed), each line taking as many
     pairs as it has ``="``; the counts of pairs and quotes must agree exactly, since
@@ -242,17 +255,26 @@ def _learn(index: _Index, misses: list[tuple[int, str, str]]) -> bool:
     joined = "\x00".join(m[2] for m in misses)
     pairs: list[tuple[str, str]] = _LABEL.findall(joined)
     if len(pairs) != joined.count('="') or joined.count('"') != 2 * len(pairs):
-        return False
+        return None
     lines = index.lines
     if len(lines) + len(misses) > _LINE_CACHE_LIMIT:
         lines.clear()
+    simple = index.simple
+    learned: list[_Out] = []
     pos = 0
     for _, name, label_text in misses:
         count = label_text.count('="')
         own = pairs[pos : pos + count]
         pos += count
-        lines[(name, label_text)] = _route(index.targets[name], dict(own), tuple(sorted(own)))
-    return True
+        label_tuple = tuple(sorted(own))
+        plain = simple.get(name)
+        if plain is not None:
+            out: _Out = ((plain[0], label_tuple, plain[1]),)
+        else:
+            out = _route(index.targets[name], dict(own), label_tuple)
+        lines[(name, label_text)] = out
+        learned.append(out)
+    return learned
 
 
 def _route(targets: tuple[_Target, ...], labels: dict[str, str], label_tuple: Labels) -> _Out:

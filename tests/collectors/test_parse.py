@@ -44,6 +44,27 @@ def test_fast_path_matches_prometheus_client(kind: str, monkeypatch: pytest.Monk
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_line_cache_gives_what_a_first_parse_gives(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second scrape of a page resolves its lines from the cache; the values must be the
+    # new scrape's, everything else as the real parser says. A tiny cache limit makes every
+    # scrape start the cache over, the path a label explosion takes.
+    first = _text(kind)
+    second = first.replace(" 1\n", " 2\n").replace(".0\n", ".5\n")
+    assert second != first
+    metric_map = dict(metric_map_for(kind))  # a map of its own: a cold cache
+    for limit in (200_000, 3):
+        monkeypatch.setattr("collectors._parse._LINE_CACHE_LIMIT", limit)
+        for text in (first, second, second):
+            cached = parse(text, source="e", metric_map=metric_map, ts=1.0)
+            with monkeypatch.context() as m:
+                m.setattr("collectors._parse._fast_triples", lambda text: None)
+                real = parse(text, source="e", metric_map=metric_map, ts=1.0)
+            assert sorted(cached, key=repr) == sorted(real, key=repr)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_yields_canonical_series(kind: str) -> None:
     samples = _parse(kind)
     assert samples
