@@ -7,22 +7,29 @@ Scenarios (each run: a fresh baseline, a guarded change, the guard's own evidenc
   hog    CPU hog processes started beside the engine during a harmless change's bake
   false  a harmless change (max_queue_delay_ms 0 <-> 1) baked under noisy Poisson load:
          how many are rolled back (false rollbacks)
+  trace  no rollout: Poisson load for --trace-s with a harmless live switch every 10 s; where
+         the SLO's violations fall relative to the switches, how clustered they are, and the
+         decision rule replayed (without and with confirmation) over each switch and over
+         the quiet points between them
   size   breaches of increasing size (max_queue_delay_ms raised so p99 grows x1.2 .. x5):
          detection time vs the p99 ratio the guard measured; writes a PNG plot
 
     python bench/guard_breach.py --scenario slow --runs 20
     python bench/guard_breach.py --scenario false --runs 100
     python bench/guard_breach.py --scenario size --runs 5 --plot docs/guard-detection.png
+    python bench/guard_breach.py --scenario trace --trace-s 80
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import signal
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -31,11 +38,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, from anywhere
+
 from controlplane.domain import EngineTarget
 from controlplane.domain import parse_slo
 from controlplane.engines import adapter_for
 from controlplane.guard import RolloutRunner
 from controlplane.guard import propose
+from controlplane.guard.sequential import ConfirmedMonitor
+from controlplane.guard.sequential import upper_bound
 from controlplane.schemas.engines import EngineCreate
 from controlplane.settings import GuardSettings
 from controlplane.settings import Settings
@@ -56,7 +67,7 @@ from tuner.loadgen import run_load_sync
 
 POLICY = GuardSettings(
     interval_s=0.25, baseline_s=3.0, warmup_s=0.3, bake_s=5.0, min_requests=20,
-    no_data_timeout_s=5.0, unreachable_s=1.5, rollback_timeout_s=30.0,
+    no_data_timeout_s=5.0, unreachable_s=1.5, rollback_timeout_s=30.0, confirm_s=2.0,
 )  # fmt: skip
 FLAGGER_ARGO = (
     "Flagger: analysis interval >= 10 s (default 60 s) x threshold (default 1), over a 1 m "
@@ -128,8 +139,8 @@ def guarded(sessions: SessionFactory, engine_id: int, changes: dict[str, Any]) -
     assert plan.rollout_id is not None
     state = RolloutRunner(session_factory=sessions, policy=POLICY).execute(plan.rollout_id)
     with sessions() as s:
-        row = rollouts.get_rollout(s, plan.rollout_id)
-        return {"state": state.value, "evidence": row.evidence}
+        rollout = rollouts.get_rollout(s, plan.rollout_id)
+        return {"state": state.value, "evidence": rollout.evidence}
 
 
 def restore(engine: RunningEngine, config: dict[str, Any]) -> None:
@@ -160,7 +171,9 @@ def _hog(stop_at: float) -> None:
 
 def one_run(kind: str, engine: RunningEngine, sessions: SessionFactory, engine_id: int,
             rate: float, i: int, args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
-    load = Load(engine.url, rate=rate, duration_s=POLICY.baseline_s + POLICY.bake_s + 8, seed=i)
+    # Load covers the baseline, the bake, a suspicion held open past it, and the rollback.
+    tail = 8.0 if kind in ("slow", "pause", "hog") else POLICY.confirm_s + 1.5
+    load = Load(engine.url, rate=rate, duration_s=POLICY.baseline_s + POLICY.bake_s + tail, seed=i)
     fault: threading.Thread | None = None
     onset: list[float] = []
     if kind in ("pause", "hog"):
@@ -205,6 +218,7 @@ def one_run(kind: str, engine: RunningEngine, sessions: SessionFactory, engine_i
         "run": i, "state": out["state"], "outcome": verdict.get("outcome"),
         "detect_s": verdict.get("at_s"), "rollback_s": rollback.get("duration_s"),
         "client_failed": result.failed, "client_rejected": result.rejected, "sent": result.sent,
+        "dismissed": verdict.get("dismissed"), "summary": verdict.get("summary"),
         "failure_causes": sorted({f"{r.http_status}: {(r.error or '')[:80]}" for r in result.records if r.status != "ok"}),
     }  # fmt: skip
     if verdict.get("at_s") is not None and rollback.get("duration_s") is not None:
@@ -220,10 +234,77 @@ def one_run(kind: str, engine: RunningEngine, sessions: SessionFactory, engine_i
         breach_q = breach_q.get("p99")
     if base and breach_q:
         record["p99_ratio"] = round(breach_q / base, 2)
-    if out["state"] != "committed" or kind == "size":
-        # A size run starts from the default whether or not its breach was caught.
+    if out["state"] != "committed" or kind in ("size", "slow"):
+        # Size and slow runs start from the default whether or not their breach was caught.
         restore(engine, {"max_batch_size": 8, "max_queue_delay_ms": 0.0})
     return record
+
+
+def trace(
+    engine: RunningEngine, rate: float, threshold_s: float, args: argparse.Namespace
+) -> None:
+    """Do violations follow the switch, or the moment? Client-side latencies, 0.25 s bins."""
+    t0 = time.perf_counter()
+    load = Load(engine.url, rate=rate, duration_s=args.trace_s, seed=1)
+    switches: list[float] = []
+    delay = 0.0
+    while len(switches) < int(args.trace_s // 10) - 1:
+        time.sleep(max(0.0, 10.0 * (len(switches) + 1) - (time.perf_counter() - t0)))
+        delay = 0.0 if delay else 1.0
+        restore(engine, {"max_queue_delay_ms": delay})
+        switches.append(time.perf_counter() - t0)  # the new config serves from here
+    done = sorted((r.start_s + r.latency_s, r.latency_s) for r in load.join().records)
+
+    def since(t: float) -> float:
+        return min((t - s for s in switches if s <= t), default=math.inf)
+
+    print(f"{len(done)} requests, switches at {[round(s, 1) for s in switches]}")
+    for lo, hi in ((0, 0.5), (0.5, 1), (1, 2), (2, 4), (4, math.inf)):
+        lat = [x for t, x in done if lo <= since(t) < hi]
+        bad = sum(x > threshold_s for x in lat)
+        print(
+            f"  {lo}-{hi} s after a switch: {bad} of {len(lat)} over {threshold_s * 1000:.0f} ms"
+        )
+    bins: dict[int, list[float]] = {}
+    for t, x in done:
+        bins.setdefault(int(t / POLICY.interval_s), []).append(x)
+    late = {b: sum(x > threshold_s for x in v) for b, v in bins.items()}
+    print("  intervals with violations (s: late/finished):",
+          [(round(b * POLICY.interval_s, 2), f"{k}/{len(bins[b])}") for b, k in sorted(late.items()) if k])  # fmt: skip
+    per5 = [sum(late.get(b, 0) for b in range(i, i + 20)) for i in range(0, max(bins) - 19, 20)]
+    n5 = [
+        sum(len(bins.get(b, [])) for b in range(i, i + 20)) for i in range(0, max(bins) - 19, 20)
+    ]
+    p = sum(per5) / max(1, sum(n5))
+    binomial = statistics.mean(n * p * (1 - p) for n in n5)
+    print(f"  violations per 5 s window {per5}: variance {statistics.pvariance(per5):.1f}, "
+          f"{binomial:.1f} if requests were independent")  # fmt: skip
+    for confirm_s in (0.0, POLICY.confirm_s):
+        at_switch = [replay(done, s, threshold_s, confirm_s) for s in switches]
+        between = [replay(done, s + 5.0, threshold_s, confirm_s) for s in switches]
+        print(f"  rule replayed, confirm_s={confirm_s}: breaches over switches {sum(at_switch)}"
+              f"/{len(at_switch)}, over quiet points {sum(between)}/{len(between)}")  # fmt: skip
+
+
+def replay(
+    done: list[tuple[float, float]], at: float, threshold_s: float, confirm_s: float
+) -> bool:
+    """The guard's rule over client-side records: baseline before ``at``, bake after it."""
+    base = [x for t, x in done if at - POLICY.baseline_s <= t < at]
+    k0 = sum(x > threshold_s for x in base)
+    p0 = max(0.01, upper_bound(len(base), k0)) if len(base) >= POLICY.min_requests else 0.01
+    monitor = ConfirmedMonitor(p0=p0, alpha=POLICY.alpha / 2, restart_s=POLICY.restart_s,
+                               confirm_s=confirm_s, min_requests=POLICY.min_requests)  # fmt: skip
+    tick = at + POLICY.warmup_s
+    while tick < at + POLICY.bake_s + confirm_s:
+        tick += POLICY.interval_s
+        bake = [x for t, x in done if at + POLICY.warmup_s <= t < tick]
+        decision = monitor.update(n=len(bake), k=sum(x > threshold_s for x in bake), now=tick - at)
+        if decision.state == "breach":
+            return True
+        if tick >= at + POLICY.bake_s and not monitor.suspect:
+            return False
+    return False
 
 
 def summary(records: list[dict[str, Any]], key: str) -> str:
@@ -239,7 +320,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--scenario", choices=["slow", "pause", "hog", "false", "size"], required=True
+        "--scenario", choices=["slow", "pause", "hog", "false", "size", "trace"], required=True
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
@@ -250,8 +331,13 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--sizes", default="1.2,1.5,2,5")
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument(
+        "--confirm-s", type=float, default=POLICY.confirm_s, help="0 = no confirmation"
+    )
+    parser.add_argument("--trace-s", type=float, default=80.0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    POLICY.confirm_s = args.confirm_s  # the one knob compared across runs
     records: list[dict[str, Any]] = []
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -265,12 +351,19 @@ def main() -> None:
         print(
             f"capacity {capacity:.1f} req/s (closed loop, 8 users); offered {rate} req/s; baseline p99 {p99 * 1000:.0f} ms"
         )
+        if p99 > 1.0:
+            # An open-loop queue that never drains: the capacity probe was disturbed.
+            parser.exit(2, f"baseline p99 {p99:.1f} s at {rate} req/s: machine overloaded\n")
         threshold_ms = round(p99 * (1.1 if args.scenario == "size" else 1.5) * 1000)
         set_slo(sessions, engine_id, f"p99_ms<={threshold_ms}")
         set_slo(sessions, engine_id, "error_rate<=1%")
         print(
-            f"SLOs: p99_ms<={threshold_ms}, error_rate<=1%; alpha={POLICY.alpha}, interval={POLICY.interval_s} s"
+            f"SLOs: p99_ms<={threshold_ms}, error_rate<=1%; alpha={POLICY.alpha}, "
+            f"interval={POLICY.interval_s} s, confirm={POLICY.confirm_s} s; load {os.getloadavg()[0]:.2f}"
         )
+        if args.scenario == "trace":
+            trace(engine, rate, threshold_ms / 1000, args)
+            return
         if args.scenario == "size":
             for size in (float(x) for x in args.sizes.split(",")):
                 args.delay_ms = round((size - 1.0) * p99 * 1000, 1)
@@ -284,7 +377,8 @@ def main() -> None:
                 r = one_run(args.scenario, engine, sessions, engine_id, rate, i, args)
                 records.append(r)
                 print(json.dumps(r), flush=True)
-    print("---")
+    print("---", f"load {os.getloadavg()[0]:.2f}")
+    print("unconfirmed suspicions dismissed:", sum(r.get("dismissed") or 0 for r in records))
     states = [r["state"] for r in records]
     print({s: states.count(s) for s in sorted(set(states))})
     print(

@@ -136,6 +136,23 @@ class GuardSettings(BaseModel):
     restart_s: float = Field(
         2.0, gt=0, le=600, description="A fresh sequential test starts this often (late breaches)."
     )
+    confirm_s: float = Field(
+        2.0,
+        ge=0,
+        le=600,
+        description=(
+            "A suspected breach must recur in requests after it within this long, or it is "
+            "dismissed as a transient; 0 rolls back on the first rejection."
+        ),
+    )
+    recur_s: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description=(
+            "A suspicion this soon after a dismissed one is a breach (bursts that recur); 0 never."
+        ),
+    )
     no_data_timeout_s: float = Field(
         30.0, gt=0, le=86_400, description="Extra hold after the bake when traffic was too thin."
     )

@@ -33,7 +33,8 @@ from controlplane.engines.base import EngineAdapter
 from controlplane.guard.events import EventBus
 from controlplane.guard.events import GuardEvent
 from controlplane.guard.probe import MetricsProbe
-from controlplane.guard.sequential import StaggeredMonitor
+from controlplane.guard.sequential import ConfirmedMonitor
+from controlplane.guard.sequential import Decision
 from controlplane.guard.sequential import upper_bound
 from controlplane.guard.windows import Snapshot
 from controlplane.guard.windows import Window
@@ -177,8 +178,13 @@ class RolloutRunner:
     ) -> tuple[_Outcome, list[dict[str, Any]]]:
         policy = self._policy
         monitors = {
-            slo.name: StaggeredMonitor(
-                p0=p0[slo.name], alpha=policy.alpha / len(plan.slos), restart_s=policy.restart_s
+            slo.name: ConfirmedMonitor(
+                p0=p0[slo.name],
+                alpha=policy.alpha / len(plan.slos),
+                restart_s=policy.restart_s,
+                confirm_s=policy.confirm_s,
+                min_requests=policy.min_requests,
+                recur_s=policy.recur_s,
             )
             for slo in plan.slos
         }
@@ -208,37 +214,48 @@ class RolloutRunner:
             enough = True
             for slo in plan.slos:
                 w = violations(window, slo)
-                verdict = monitors[slo.name].update(n=w.n, k=w.k, now=elapsed)
+                decision = monitors[slo.name].update(n=w.n, k=w.k, now=elapsed)
                 judged = w.n >= policy.min_requests
                 enough = enough and judged
-                breach = judged and verdict.rejected
-                if breach or elapsed - last_logged >= 1.0:
+                state = decision.state if decision.state != "hold" or judged else "no_data"
+                if state not in ("hold", "no_data") or elapsed - last_logged >= 1.0:
                     decisions.append(
-                        {
-                            "t_s": round(elapsed, 3),
-                            "slo": slo.name,
-                            **_window_json(w),
-                            "log_ratio": round(verdict.log_ratio, 3),
-                            "threshold": round(verdict.threshold, 3),
-                            "test": verdict.test_index,
-                            "verdict": "breach" if breach else ("hold" if judged else "no_data"),
-                        }
-                    )
+                        {"t_s": round(elapsed, 3), "slo": slo.name, **_window_json(w),
+                         **_decision_json(decision), "verdict": state}
+                    )  # fmt: skip
                     del decisions[:-MAX_DECISIONS]
-                if breach:
+                if state == "breach":
+                    first, confirm = decision.verdict, decision.confirm
                     summary = (
                         f"{slo.spec()} breached: {w.k} of {w.n} requests violated "
-                        f"(allowed rate {p0[slo.name]:.4f}); log LR {verdict.log_ratio:.2f} "
-                        f">= {verdict.threshold:.2f}"
+                        f"(allowed rate {p0[slo.name]:.4f}); log LR {first.log_ratio:.2f} "
+                        f">= {first.threshold:.2f}"
                     )
-                    detail = {"slo": slo.spec(), "quantile_s": _quantile(window, slo)}
+                    if decision.recurred:
+                        summary += ", a second suspicion within the recurrence window"
+                    elif confirm is not None:
+                        summary += (
+                            f", confirmed by {confirm.k} of {confirm.n} later requests "
+                            f"(log LR {confirm.log_ratio:.2f} >= {confirm.threshold:.2f})"
+                        )
+                    detail: dict[str, Any] = {
+                        "slo": slo.spec(),
+                        "quantile_s": _quantile(window, slo),
+                        "dismissed": monitors[slo.name].dismissed,
+                    }
                     return _Outcome("breach", summary, elapsed, detail), decisions
             if elapsed - last_logged >= 1.0:
                 last_logged = elapsed
-            if elapsed >= plan.bake_s and enough:
+            # A suspicion still awaiting confirmation holds the bake open (at most confirm_s).
+            settled = not any(m.suspect for m in monitors.values())
+            if elapsed >= plan.bake_s and enough and settled:
                 quantiles = {s.name: _quantile(window, s) for s in plan.slos}
+                dismissed = sum(m.dismissed for m in monitors.values())
                 summary = f"baked {elapsed:.1f} s without a breach"
-                return _Outcome("pass", summary, elapsed, {"quantile_s": quantiles}), decisions
+                if dismissed:
+                    summary += f" ({dismissed} unconfirmed suspicion(s) dismissed as transient)"
+                detail = {"quantile_s": quantiles, "dismissed": dismissed}
+                return _Outcome("pass", summary, elapsed, detail), decisions
             if elapsed >= plan.bake_s + policy.no_data_timeout_s:
                 summary = (
                     f"inconclusive: fewer than {policy.min_requests} requests per SLO "
@@ -458,6 +475,25 @@ def _window_json(w: Window) -> dict[str, Any]:
         "rate": None if w.rate is None else round(w.rate, 6),
         "bound_s": w.bound,
     }
+
+
+def _decision_json(decision: Decision) -> dict[str, Any]:
+    verdict, confirm = decision.verdict, decision.confirm
+    out: dict[str, Any] = {
+        "log_ratio": round(verdict.log_ratio, 3),
+        "threshold": round(verdict.threshold, 3),
+        "test": verdict.test_index,
+    }
+    if decision.recurred:
+        out["recurred"] = True
+    if confirm is not None:
+        out["confirm"] = {
+            "n": confirm.n,
+            "k": confirm.k,
+            "log_ratio": round(confirm.log_ratio, 3),
+            "threshold": round(confirm.threshold, 3),
+        }
+    return out
 
 
 def _quantile(window: Snapshot, slo: SLO) -> float | None:

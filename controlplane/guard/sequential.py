@@ -17,6 +17,20 @@ fresh test every few seconds and keeps the old ones running; test ``j`` gets
 ``alpha_j = alpha / (j (j + 1))``, which sums to ``alpha``, so the union of all of them is
 still wrong at most ``alpha`` of the time, and a breach is judged by a test that started
 just before it.
+
+All of that assumes requests violate independently of each other. On a shared machine they
+do not: a stall of a few hundred milliseconds (another process taking the cores, a pause in
+the engine's process) makes every request in flight slow at once, a dozen violations in one
+scrape interval and none around it. One such cluster is enough to reject a short test, with
+no change at fault. :class:`ConfirmedMonitor` therefore treats a rejection as a *suspicion*
+and declares a breach only when a fresh test, over requests that finished after the
+suspicion, rejects too within ``confirm_s``. The requests of the look right after the suspicion
+are left out (a stall's backlog drains then). A worse config keeps violating and is confirmed
+a few requests later; a cluster is over by then, the suspicion is dismissed and the staggered
+tests start again from that moment; a second suspicion within ``recur_s`` of a dismissal
+is a breach, since stalls are rare and a config near saturation violates in bursts that
+each end too soon to confirm. Under independence the confirming test alone keeps each
+suspicion's false-breach chance below ``alpha``.
 """
 
 from __future__ import annotations
@@ -123,6 +137,109 @@ class StaggeredMonitor:
                 best = verdict
         assert best is not None
         return best
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One look at the counts: ``hold``, ``suspect`` (a test rejected, awaiting confirmation),
+    ``breach`` (confirmed), or ``dismissed`` (not confirmed in time: the tests restarted)."""
+
+    state: str
+    verdict: Verdict  # the staggered test that rejected first, or the monitor's best
+    confirm: Verdict | None = None  # the test over requests after the suspicion
+    recurred: bool = False  # a breach because a suspicion followed a dismissed one closely
+
+
+@dataclass
+class _Suspicion:
+    at: float
+    n0: int
+    k0: int
+    verdict: Verdict
+
+
+class ConfirmedMonitor:
+    """A :class:`StaggeredMonitor` whose rejections must be confirmed on fresh requests.
+
+    ``confirm_s == 0`` turns confirmation off: the first rejection is a breach. A suspicion
+    raised within ``recur_s`` of a dismissed one is a breach too (0: never).
+    ``min_requests``: no test rejects on fewer requests than this (the staggered tests count
+    from the bake's start or the last dismissal, the confirming test from the suspicion).
+    """
+
+    def __init__(
+        self,
+        *,
+        p0: float,
+        alpha: float,
+        restart_s: float,
+        confirm_s: float,
+        min_requests: int = 1,
+        recur_s: float = 0.0,
+        prior_mean: float | None = None,
+    ) -> None:
+        if confirm_s < 0:
+            raise ValueError("confirm_s must not be negative")
+        if recur_s < 0:
+            raise ValueError("recur_s must not be negative")
+        self.p0, self.alpha, self.restart_s, self.prior_mean = p0, alpha, restart_s, prior_mean
+        self.confirm_s, self.min_requests = confirm_s, min_requests
+        self._monitor = self._fresh()
+        self._since: tuple[int, int] | None = None  # counts when the staggered tests began
+        self._suspicion: _Suspicion | None = None
+        self._dismissed_at: float | None = None
+        self.recur_s = recur_s
+        self.dismissed = 0
+
+    @property
+    def suspect(self) -> bool:
+        return self._suspicion is not None
+
+    def _fresh(self) -> StaggeredMonitor:
+        return StaggeredMonitor(
+            p0=self.p0, alpha=self.alpha, restart_s=self.restart_s, prior_mean=self.prior_mean
+        )
+
+    def update(self, *, n: int, k: int, now: float) -> Decision:
+        """``n``/``k``: cumulative requests and violations since the bake began."""
+        if self._since is None:
+            self._since = (n, k)
+        suspicion = self._suspicion
+        if suspicion is None:
+            verdict = self._monitor.update(n=n, k=k, now=now)
+            if not verdict.rejected or n - self._since[0] < self.min_requests:
+                return Decision("hold", verdict)
+            if self.confirm_s == 0:
+                return Decision("breach", verdict)
+            if self._dismissed_at is not None and now - self._dismissed_at <= self.recur_s:
+                # Clusters that keep coming are a pattern, not a stall: a config running near
+                # saturation violates in bursts, each too short to confirm on its own.
+                return Decision("breach", verdict, recurred=True)
+            self._suspicion = _Suspicion(now, -1, -1, verdict)
+            return Decision("suspect", verdict)
+        if suspicion.n0 < 0:
+            # The requests finishing in the look right after a suspicion belong to the event
+            # that raised it (a stall's backlog drains then): the confirming test starts after.
+            suspicion.n0, suspicion.k0 = n, k
+            return Decision("suspect", suspicion.verdict)
+        # The confirming test's alpha is the whole alpha: it is one test on new requests, and
+        # a breach needs it *and* the suspicion, so it cannot raise the false-breach rate.
+        test = MixtureSPRT(p0=self.p0, alpha=self.alpha, prior_mean=self.prior_mean)
+        dn, dk = n - suspicion.n0, k - suspicion.k0
+        ratio = test.log_ratio(dn, dk)
+        rejected = ratio >= test.threshold and dn >= self.min_requests
+        confirm = Verdict(rejected, ratio, test.threshold, 0, dn, dk)
+        if rejected:
+            return Decision("breach", suspicion.verdict, confirm)
+        if now - suspicion.at >= self.confirm_s:
+            self._suspicion = None
+            self.dismissed += 1
+            self._dismissed_at = now
+            self._monitor = self._fresh()
+            self._since = (n, k)
+            self._monitor.update(n=n, k=k, now=now)  # its first test starts here
+            return Decision("dismissed", suspicion.verdict, confirm)
+        return Decision("suspect", suspicion.verdict, confirm)
 
 
 def _log_sf(a: float, b: float, x: float) -> float:

@@ -82,14 +82,25 @@ def register(
 
 
 class Load:
-    """Closed-loop load in a background thread for the length of a test."""
+    """Load in a background thread for the length of a test: closed-loop with
+    ``concurrency`` users, or open-loop Poisson arrivals at ``rate`` (which, unlike a closed
+    loop, keeps arriving when the engine slows down, as real traffic does)."""
 
-    def __init__(self, url: str, *, concurrency: int, duration_s: float, max_tokens: int = 8):
+    def __init__(
+        self,
+        url: str,
+        *,
+        duration_s: float,
+        concurrency: int | None = None,
+        rate: float | None = None,
+        max_tokens: int = 8,
+    ):
         spec = LoadSpec(
             base_url=url,
             model="tiny",
-            mode="closed",
+            mode="closed" if rate is None else "poisson",
             concurrency=concurrency,
+            rate=rate,
             duration_s=duration_s,
             shapes=(RequestShape(prompt_len=16, max_tokens=max_tokens),),
             extra_body={"ignore_eos": True},

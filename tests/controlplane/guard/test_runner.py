@@ -101,12 +101,15 @@ def test_harmless_change_commits_and_becomes_last_known_good(
 def test_a_config_too_slow_for_the_load_is_rolled_back(
     sessions: SessionFactory, live_engine: RunningEngine
 ) -> None:
-    warm = measure(live_engine.url, concurrency=8, duration_s=2.0)
+    # 32 tokens a request: decode steps dominate, and batch 8 serves several times what
+    # batch 1 can, leaving headroom for the last known good on a busy machine.
+    warm = measure(live_engine.url, concurrency=8, duration_s=2.0, max_tokens=32)
     assert warm.p99 is not None
     threshold_ms = max(1, round(warm.p99 * 2 * 1000))
     engine_id = register(sessions, live_engine, f"p99_ms<={threshold_ms}")
     rollout_id = _propose(sessions, engine_id, {"max_batch_size": 1}, bake_s=20.0)
-    load = Load(live_engine.url, concurrency=8, duration_s=12)
+    # Arrivals at half batch 8's capacity: more than batch 1 can serve, so its queue grows.
+    load = Load(live_engine.url, rate=0.5 * warm.achieved_rps, duration_s=12, max_tokens=32)
     events: list[GuardEvent] = []
     state = _runner(sessions, events).execute(rollout_id)
     result = load.join()
@@ -119,8 +122,16 @@ def test_a_config_too_slow_for_the_load_is_rolled_back(
     assert row.evidence["rollback"]["restored"] is True
     breach = [d for d in row.evidence["decisions"] if d["verdict"] == "breach"]
     assert breach and breach[-1]["log_ratio"] >= breach[-1]["threshold"]
+    # A breach is a suspicion confirmed by requests that finished after it.
+    suspected = [d for d in row.evidence["decisions"] if d["verdict"] == "suspect"]
+    assert suspected and suspected[0]["t_s"] < breach[-1]["t_s"]
+    confirm = breach[-1]["confirm"]
+    assert confirm["n"] >= FAST.min_requests and confirm["log_ratio"] >= confirm["threshold"]
     assert [e.kind for e in events] == ["rollout.rolled_back"]
-    assert result.failed == 0  # nobody's request failed because of the change or the rollback
+    # Nobody's request failed because of the change or the rollback.
+    assert result.failed == 0, sorted(
+        {f"{r.http_status} {r.error}" for r in result.records if r.status == "failed"}
+    )
 
 
 def test_engine_paused_mid_bake_is_restored_when_it_returns(
