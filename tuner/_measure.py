@@ -29,10 +29,10 @@ from collectors import histogram_quantile
 from controlplane.domain import SLO
 from controlplane.domain import EngineUnreachableError
 from controlplane.domain import Series
+from controlplane.domain.windows import Snapshot
+from controlplane.domain.windows import violations
 from controlplane.engines.base import EngineAdapter
 from controlplane.guard.probe import MetricsProbe
-from controlplane.guard.windows import Snapshot
-from controlplane.guard.windows import violations
 from controlplane.schemas.tuning import LoadProfile
 from controlplane.settings import TunerSettings
 from tuner.loadgen import LoadResult

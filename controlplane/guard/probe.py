@@ -11,8 +11,8 @@ from collectors import FetchError
 from collectors import ParseError
 from collectors import fetch_text
 from collectors import parse
+from controlplane.domain.windows import Snapshot
 from controlplane.engines.base import EngineAdapter
-from controlplane.guard.windows import Snapshot
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 

@@ -28,6 +28,9 @@ from controlplane.domain import EngineTarget
 from controlplane.domain import EngineUnreachableError
 from controlplane.domain import RolloutState
 from controlplane.domain import ValidationError
+from controlplane.domain.windows import Snapshot
+from controlplane.domain.windows import Window
+from controlplane.domain.windows import violations
 from controlplane.engines import adapter_for
 from controlplane.engines.base import EngineAdapter
 from controlplane.guard.events import EventBus
@@ -36,9 +39,6 @@ from controlplane.guard.probe import MetricsProbe
 from controlplane.guard.sequential import ConfirmedMonitor
 from controlplane.guard.sequential import Decision
 from controlplane.guard.sequential import upper_bound
-from controlplane.guard.windows import Snapshot
-from controlplane.guard.windows import Window
-from controlplane.guard.windows import violations
 from controlplane.settings import GuardSettings
 from controlplane.store import configs
 from controlplane.store import engines

@@ -138,7 +138,7 @@ def test_an_unstable_engine_gives_up_after_the_limit() -> None:
 
 
 def test_live_windows_come_from_engine_counters_and_histograms() -> None:
-    from controlplane.guard.windows import Snapshot
+    from controlplane.domain.windows import Snapshot
     from tuner._measure import live_window
 
     # 100 requests in 10 s: 90 within 0.25 s, 8 more within 0.5 s, 2 slower; 1 failed.

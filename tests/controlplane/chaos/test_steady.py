@@ -1,6 +1,6 @@
 """What a fault cost the engine, from stored scrapes: failed requests from the engine's error
-counter and seconds in SLO violation, judged by the guard's rule (checked against the
-guard's own code on the same scrapes), counter resets included, stored on the experiment."""
+counter and seconds in SLO violation, judged by the shared SLO rule, counter resets included,
+stored on the experiment."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.chaos._steady import between
 from controlplane.chaos._steady import evaluate
 from controlplane.chaos._steady import scrapes_of
-from controlplane.chaos._steady import violations
 from controlplane.domain import Sample
 from controlplane.domain import parse_slo
-from controlplane.guard.windows import Snapshot
-from controlplane.guard.windows import violations as guard_violations
+from controlplane.domain.windows import Snapshot
+from controlplane.domain.windows import increase
+from controlplane.domain.windows import violations
 from controlplane.settings import Settings
 from controlplane.store import chaos as chaos_store
 from controlplane.store import samples as sample_store
@@ -67,18 +66,17 @@ def _scrapes(restart_at: int | None = None) -> list[Sample]:
     return out
 
 
-def test_counts_agree_with_the_guards_rule() -> None:
+def test_summed_increases_equal_one_difference_without_a_restart() -> None:
     samples = _scrapes()
     by_ts = {s.ts: [x for x in samples if x.ts == s.ts] for s in samples}
     slo = parse_slo("p99_ms<=200", window_s=2.0)
     scrapes = scrapes_of(samples)
     for a, b in ((0, 5), (7, 12), (10, 11), (3, 20)):
-        ours = violations(between(scrapes[a : b + 1]), slo)
+        summed = violations(increase(scrapes[a : b + 1]), slo)
         window = Snapshot.of(by_ts[float(b)], ts=b).since(Snapshot.of(by_ts[float(a)], ts=a))
-        theirs = guard_violations(window, slo)
-        assert ours == (theirs.n, theirs.k, theirs.bound), (a, b)
+        assert summed == violations(window, slo), (a, b)
     # 200 ms sits between bounds: the 0.25 s bound is used (lenient, as the guard is).
-    assert violations(between(scrapes[9:13]), slo)[2] == 0.25
+    assert violations(increase(scrapes[9:13]), slo).bound == 0.25
 
 
 @pytest.mark.parametrize("restart_at", [None, 11])

@@ -1,4 +1,6 @@
-"""From scrapes to the counts the decision rule needs.
+"""From scrapes to the counts an SLO is judged on: by the guard while a change bakes, by the
+tuner in a trial's windows, by chaos experiments afterwards. One rule for all three, so an
+SLO means the same thing wherever it is evaluated.
 
 A :class:`Snapshot` sums one scrape's canonical samples over every label but ``le`` (all
 models, all finish reasons). The difference of two snapshots is what happened between them;
@@ -13,13 +15,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TypeVar
 
-from controlplane.domain import SLO
-from controlplane.domain import Sample
-from controlplane.domain import Series
+from controlplane.domain.engines import Series
+from controlplane.domain.samples import Sample
+from controlplane.domain.slo import SLO
 
 _BUCKET = "_bucket"
 _CUMULATIVE = ("_total", "_count", "_sum")
@@ -61,6 +64,22 @@ class Snapshot:
             for name, value in self.values.items()
         }
         return Snapshot(ts=self.ts, buckets=buckets, values=values)
+
+
+def increase(snapshots: Sequence[Snapshot]) -> Snapshot:
+    """What happened from the first to the last of ``snapshots`` (consecutive, in order),
+    summing pairwise increases, so a restart in the middle loses nothing after it."""
+    buckets: dict[str, dict[float, float]] = {}
+    values: dict[str, float] = {}
+    for earlier, later in zip(snapshots, snapshots[1:], strict=False):
+        step = later.since(earlier)
+        for name, per_le in step.buckets.items():
+            acc = buckets.setdefault(name, {})
+            for le, v in per_le.items():
+                acc[le] = acc.get(le, 0.0) + v
+        for name, value in step.values.items():
+            values[name] = values.get(name, 0.0) + value
+    return Snapshot(ts=snapshots[-1].ts if snapshots else 0.0, buckets=buckets, values=values)
 
 
 def _diff(now: dict[K, float], before: dict[K, float]) -> dict[K, float]:

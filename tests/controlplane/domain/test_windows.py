@@ -4,8 +4,8 @@ import math
 
 from controlplane.domain import Sample
 from controlplane.domain import parse_slo
-from controlplane.guard.windows import Snapshot
-from controlplane.guard.windows import violations
+from controlplane.domain.windows import Snapshot
+from controlplane.domain.windows import violations
 
 BOUNDS = (0.1, 0.25, 0.5, 1.0, math.inf)
 
