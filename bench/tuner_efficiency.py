@@ -27,8 +27,11 @@ Methods at the same budget (default 16 trials = 14 % of the 112-config grid):
 
 ``--live`` measures every trial on a freshly started reference engine instead (same
 windows as the recording) and scores the picks against the recorded grid, which is the
-exhaustive search done live. ``tuner:patience=99,n_confirm=0`` style methods run the
-tuner's sampler with other phase sizes (ablations).
+exhaustive search done live; seeds run one after another with the methods interleaved, and
+``--json`` keeps every run's pick and measured trials. ``--rescore FILE`` scores those picks
+again against other recordings (``--landscape`` repeated pools them), since the live
+landscape drifts between recordings on a shared machine. ``tuner:patience=99,n_confirm=0``
+style methods run the tuner's sampler with other phase sizes (ablations).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import statistics
 import sys
@@ -75,6 +79,7 @@ class LiveLandscape:
         self.land, self.url = land, url
         self.window_s, self.warmup_s = window_s, warmup_s
         self.trials = 0
+        self.log: list[dict[str, Any]] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.land, name)
@@ -92,14 +97,25 @@ class LiveLandscape:
         self._window(self.warmup_s)
         ws = [self._window(self.window_s) for _ in range(self.land.windows)]
         self.trials += 1
-        return statistics.fmean(w[0] for w in ws), statistics.fmean(w[1] for w in ws)
+        g, q = statistics.fmean(w[0] for w in ws), statistics.fmean(w[1] for w in ws)
+        self.log.append({"config": config, "goodput": round(g, 1), "p99_ms": round(q * 1000)})
+        return g, q
 
 
 class Landscape:
-    def __init__(self, path: Path, *, slo_s: float, margin: float, windows: int) -> None:
-        data = json.loads(path.read_text())
-        self.meta = data["meta"]
+    """The recorded grid. Several recordings of the same grid are pooled per config (mean of
+    the means; spread from the within- and between-recording variance), which makes the
+    reference that picks are scored against less dependent on one recording's noise."""
+
+    def __init__(self, paths: list[Path], *, slo_s: float, margin: float, windows: int) -> None:
+        recordings = [json.loads(path.read_text()) for path in paths]
+        data = recordings[0]
+        self.meta = data["meta"] if len(recordings) == 1 else {
+            **data["meta"], "pooled": [r["meta"] for r in recordings]
+        }  # fmt: skip
         self.points = {self.key(p["config"]): p for p in data["points"]}
+        if len(recordings) > 1:
+            self.points = pool(recordings)
         self.limit = slo_s * (1 - margin)
         self.slo_s = slo_s
         self.windows = windows
@@ -134,6 +150,25 @@ class Landscape:
             return 0.0
         p = self.points[self.key(config)]
         return p["goodput"]["mean"] / self.best if p["p99_s"]["mean"] <= self.limit else 0.0
+
+
+def pool(recordings: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
+    by_key: dict[Key, list[dict[str, Any]]] = {}
+    for r in recordings:
+        for p in r["points"]:
+            by_key.setdefault(Landscape.key(p["config"]), []).append(p)
+    out = {}
+    for key, ps in by_key.items():
+        if len(ps) != len(recordings):
+            raise SystemExit(f"config {key} is missing from a recording")
+        point: dict[str, Any] = {"config": ps[0]["config"]}
+        for field in ("goodput", "throughput", "p99_s"):
+            means = [p[field]["mean"] for p in ps]
+            within = statistics.fmean(p[field]["sd"] ** 2 for p in ps)
+            between = statistics.pvariance(means)
+            point[field] = {"mean": statistics.fmean(means), "sd": (within + between) ** 0.5}
+        out[key] = point
+    return out
 
 
 def pick(seen: dict[Key, list[tuple[float, float]]], land: Landscape) -> dict[str, Any] | None:
@@ -173,7 +208,7 @@ def run_optuna(
     *,
     revalidate: int = 0,
     neighbours_first: bool = False,
-    options: dict[str, int] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     knobs = tuple(Knob(name=n, kind="choice", choices=tuple(v)) for n, v in land.grids.items())
     space = TuningSpace.of(SearchSpace(knobs))
@@ -272,7 +307,8 @@ def ablation(land: Landscape, name: str, budget: int) -> Callable[[int], dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--landscape", type=Path, default=LANDSCAPE)
+    parser.add_argument("--landscape", type=Path, action="append",
+                        help="a recorded grid (repeat to pool several recordings)")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=16)
     parser.add_argument("--slo-s", type=float, default=0.3)
@@ -281,7 +317,18 @@ def main() -> None:
     parser.add_argument("--methods", default="tuner tpe gp random hill grid")
     parser.add_argument("--live", action="store_true",
                         help="measure on the live engine; score against the recorded grid")  # fmt: skip
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the scores (and, live, every run's pick) here")  # fmt: skip
+    parser.add_argument("--rescore", type=Path, default=None,
+                        help="score the picks of an earlier --live --json file instead")  # fmt: skip
     args = parser.parse_args()
+    args.landscape = args.landscape or [LANDSCAPE]
+    if args.rescore is not None:
+        rescore(
+            Landscape(args.landscape, slo_s=args.slo_s, margin=args.margin,
+                      windows=args.windows), args.rescore,
+        )  # fmt: skip
+        return
     if args.live:
         recorded = Landscape(args.landscape, slo_s=args.slo_s, margin=args.margin,
                              windows=args.windows)  # fmt: skip
@@ -293,6 +340,40 @@ def main() -> None:
         return
     land = Landscape(args.landscape, slo_s=args.slo_s, margin=args.margin, windows=args.windows)
     report(land, args)
+
+
+def table(scores: dict[str, list[float]], took: dict[str, list[float]]) -> dict[str, Any]:
+    print(
+        f"{'method':<8} {'median':>7} {'mean':>6} {'p10':>6} {'min':>6} {'>=0.97':>7} {'s/run':>7}"
+    )
+    summary = {}
+    for name, values in scores.items():
+        ordered = sorted(values)
+        p10 = ordered[max(0, int(0.1 * len(ordered)) - 1)]
+        hit = sum(s >= 0.97 for s in ordered) / len(ordered)
+        summary[name] = {"median": statistics.median(ordered), "mean": statistics.fmean(ordered),
+                         "p10": p10, "min": ordered[0], "hit": hit,
+                         "s_per_run": statistics.fmean(took[name])}  # fmt: skip
+        print(f"{name:<8} {summary[name]['median']:7.3f} {summary[name]['mean']:6.3f} "
+              f"{p10:6.3f} {ordered[0]:6.3f} {hit:7.0%} {summary[name]['s_per_run']:7.3f}",
+              flush=True)  # fmt: skip
+    return summary
+
+
+def rescore(land: Landscape, path: Path) -> None:
+    """Live picks scored against another (or a pooled) recording of the grid: the live runs
+    are the expensive part, the reference they are scored against can be improved later."""
+    runs = json.loads(path.read_text())["runs"]
+    print(f"{len(runs)} live runs from {path}; reference: {len(land.points)} configs, "
+          f"best feasible goodput {land.best:.1f} req/s")  # fmt: skip
+    scores: dict[str, list[float]] = {}
+    took: dict[str, list[float]] = {}
+    for run in runs:
+        score = land.score(run["pick"])
+        scores.setdefault(run["method"], []).append(score)
+        took.setdefault(run["method"], []).append(run["seconds"])
+        print(f"  {run['method']} seed {run['seed']}: pick {run['pick']} -> {score:.3f}")
+    table(scores, took)
 
 
 def report(land: Landscape, args: argparse.Namespace) -> None:
@@ -312,29 +393,42 @@ def report(land: Landscape, args: argparse.Namespace) -> None:
         "grid": lambda s: run_grid(land, s),
     }
     size = len(land.points)
+    methods = args.methods.split(" ")
+    for name in methods:
+        if name not in runners:
+            runners[name] = ablation(land, name, args.budget)
     print(f"landscape: {size} configs, recorded {land.meta}")
     print(f"budget {args.budget} trials = {args.budget / size:.0%} of the grid; "
           f"{args.seeds} seeds; SLO p99 <= {args.slo_s * 1000:g} ms, margin {args.margin:.0%}")  # fmt: skip
-    print(
-        f"{'method':<8} {'median':>7} {'mean':>6} {'p10':>6} {'min':>6} {'>=0.97':>7} {'s/run':>7}"
+    # Live runs go seed by seed, every method within a seed, so that a change in the shared
+    # machine's load over the run falls on all methods alike instead of on the last one.
+    order = (
+        [(name, seed) for seed in range(args.seeds) for name in methods]
+        if args.live
+        else [(name, seed) for name in methods for seed in range(args.seeds)]
     )
-    for name in args.methods.split(" "):
-        runner = runners.get(name) or ablation(land, name, args.budget)
-        scores, took = [], []
-        for seed in range(args.seeds):
-            started = time.perf_counter()
-            chosen = runner(seed)
-            scores.append(land.score(chosen))
-            took.append(time.perf_counter() - started)
-            if args.live:
-                print(f"  {name} seed {seed}: pick {chosen} -> {scores[-1]:.3f} "
-                      f"({took[-1]:.0f} s)", flush=True)  # fmt: skip
-        ordered = sorted(scores)
-        p10 = ordered[max(0, int(0.1 * len(ordered)) - 1)]
-        hit = sum(s >= 0.97 for s in scores) / len(scores)
-        print(f"{name:<8} {statistics.median(scores):7.3f} {statistics.fmean(scores):6.3f} "
-              f"{p10:6.3f} {min(scores):6.3f} {hit:7.0%} {statistics.fmean(took):7.3f}",
-              flush=True)  # fmt: skip
+    scores: dict[str, list[float]] = {name: [] for name in methods}
+    took: dict[str, list[float]] = {name: [] for name in methods}
+    runs: list[dict[str, Any]] = []
+    for name, seed in order:
+        load_before = os.getloadavg()[0]
+        logged = len(getattr(land, "log", []))
+        started = time.perf_counter()
+        chosen = runners[name](seed)
+        scores[name].append(land.score(chosen))
+        took[name].append(time.perf_counter() - started)
+        if args.live:
+            runs.append({"method": name, "seed": seed, "pick": chosen,
+                         "score": scores[name][-1], "seconds": round(took[name][-1], 1),
+                         "load_average": [load_before, os.getloadavg()[0]],
+                         "trials": land.log[logged:]})  # type: ignore[attr-defined]  # fmt: skip
+            print(f"  {name} seed {seed}: pick {chosen} -> {scores[name][-1]:.3f} "
+                  f"({took[name][-1]:.0f} s, load {load_before:.1f} -> "
+                  f"{os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+    summary = table(scores, took)
+    if args.json is not None:
+        args.json.write_text(json.dumps({"live": args.live, "budget": args.budget,
+                                         "summary": summary, "runs": runs}, indent=1) + "\n")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@ Every grid point (batch x streams x precision, queue delay 0 = 112 points on a 2
 is applied through the engine's admin API, warmed up (discarded), then measured in several
 closed-loop windows. The file keeps, per point, the mean and the spread of goodput (requests
 per second finishing within the SLO), throughput and p99, which is what
-``bench/tuner_efficiency.py --replay`` samples from. Recording is the only live part of the
-replay figures; the replay then costs milliseconds per "trial" and can be repeated hundreds
-of times.
+``bench/tuner_efficiency.py`` samples from (and scores live picks against). Recording is
+the only live part of the replay figures; the replay then costs milliseconds per "trial"
+and can be repeated hundreds of times.
 
     python bench/tuner_landscape.py [--windows 3] [--window-s 1.5] [--concurrency 16]
 """
