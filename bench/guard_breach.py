@@ -33,7 +33,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -62,7 +64,9 @@ from tests.fixtures.engines import RunningEngine
 from tests.fixtures.engines import start_engine
 from tuner.loadgen import LoadResult
 from tuner.loadgen import LoadSpec
+from tuner.loadgen import RequestRecord
 from tuner.loadgen import RequestShape
+from tuner.loadgen import percentile
 from tuner.loadgen import run_load_sync
 
 POLICY = GuardSettings(
@@ -169,10 +173,34 @@ def _hog(stop_at: float) -> None:
         x += 1
 
 
+def breach_onset(
+    records: Sequence[RequestRecord], bake_rel: float, baseline_s: float
+) -> float | None:
+    """Completion time (relative to the load's start) at which the p99 of the last second's
+    completions first exceeds twice the baseline's client p99; ``None`` if it never does."""
+    done = sorted((r.start_s + r.latency_s, r.latency_s) for r in records if r.status == "ok")
+    base = [lat for end, lat in done if bake_rel - baseline_s <= end <= bake_rel]
+    base_p99 = percentile(base, 99)
+    if base_p99 is None:
+        return None
+    recent: deque[tuple[float, float]] = deque()
+    for end, lat in done:
+        if end <= bake_rel:
+            continue
+        recent.append((end, lat))
+        while recent[0][0] <= end - 1.0:
+            recent.popleft()
+        p99 = percentile([x for _, x in recent], 99)
+        if len(recent) >= 10 and p99 is not None and p99 > 2 * base_p99:
+            return end
+    return None
+
+
 def one_run(kind: str, engine: RunningEngine, sessions: SessionFactory, engine_id: int,
             rate: float, i: int, args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     # Load covers the baseline, the bake, a suspicion held open past it, and the rollback.
     tail = 8.0 if kind in ("slow", "pause", "hog") else POLICY.confirm_s + 1.5
+    load_t0 = time.monotonic()
     load = Load(engine.url, rate=rate, duration_s=POLICY.baseline_s + POLICY.bake_s + tail, seed=i)
     fault: threading.Thread | None = None
     onset: list[float] = []
@@ -228,6 +256,15 @@ def one_run(kind: str, engine: RunningEngine, sessions: SessionFactory, engine_i
         bake_start = started + POLICY.baseline_s  # approximately; refined below when known
         record["fault_onset_after_bake_s"] = round(onset[0] - bake_start, 3)
         record["fault_to_lkg_s"] = round(finished - onset[0], 3)
+    if kind in ("slow", "size") and record.get("to_lkg_s") is not None:
+        # A too-slow config breaches as its queue builds, not the instant it serves: onset is
+        # when the client's p99 over the last second of completions first exceeds twice the
+        # client's p99 over the baseline (the goal's "a breach that doubles p99").
+        bake_rel = finished - record["to_lkg_s"] - load_t0
+        onset_rel = breach_onset(result.records, bake_rel, POLICY.baseline_s)
+        if onset_rel is not None:
+            record["fault_onset_after_bake_s"] = round(onset_rel - bake_rel, 3)
+            record["fault_to_lkg_s"] = round(finished - load_t0 - onset_rel, 3)
     base = ev.get("baseline", {}).get("slos", {}).get("p99", {}).get("quantile_s")
     breach_q = verdict.get("quantile_s")
     if isinstance(breach_q, dict):
