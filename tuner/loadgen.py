@@ -339,7 +339,13 @@ async def run_load(spec: LoadSpec, client: httpx.AsyncClient | None = None) -> L
             base_url=spec.base_url,
             timeout=spec.timeout_s,
             headers=headers,
-            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+            # Idle connections expire on our side well before a server's own keep-alive
+            # timeout (uvicorn's default is 5 s, the same as httpx's): otherwise a request
+            # sent on a connection the server is closing fails with a ReadError, which
+            # counted against engines as failed requests.
+            limits=httpx.Limits(
+                max_connections=limit, max_keepalive_connections=limit, keepalive_expiry=2.0
+            ),
         )
     try:
         runner = _Runner(spec, client)
