@@ -143,7 +143,7 @@ def _forward(conn: socket.socket, host: str, port: int) -> None:
     pump(conn, up)
 
 
-def load(url: str, seconds: float, concurrency: int) -> None:
+def load(url: str, seconds: float, concurrency: int, max_tokens: int = 8) -> None:
     import collections
     import json
 
@@ -157,7 +157,7 @@ def load(url: str, seconds: float, concurrency: int) -> None:
         mode="closed",
         concurrency=concurrency,
         duration_s=seconds,
-        shapes=(RequestShape(prompt_len=16, max_tokens=8),),
+        shapes=(RequestShape(prompt_len=16, max_tokens=max_tokens),),
         extra_body={"ignore_eos": True},
     )
     print("ready", flush=True)
@@ -181,7 +181,7 @@ def main() -> None:
     elif cmd == "udp-send":
         udp_send(args[0], int(args[1]), int(args[2]))
     elif cmd == "load":
-        load(args[0], float(args[1]), int(args[2]))
+        load(args[0], float(args[1]), int(args[2]), *(int(a) for a in args[3:4]))
     elif cmd == "bridge":
         bridge(int(args[0]), args[1], args[2])
     else:

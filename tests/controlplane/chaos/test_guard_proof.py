@@ -165,9 +165,13 @@ def _propose(
 class NsLoad:
     """Closed-loop load from inside the client namespace, in a subprocess."""
 
-    def __init__(self, topo: Topology, *, seconds: float, concurrency: int) -> None:
+    def __init__(
+        self, topo: Topology, *, seconds: float, concurrency: int, max_tokens: int = 8
+    ) -> None:
         url = f"http://{topo.server_ip}:8000"
-        argv = [sys.executable, NETPROBE, "load", url, str(seconds), str(concurrency)]
+        argv = [
+            sys.executable, NETPROBE, "load", url, str(seconds), str(concurrency), str(max_tokens)
+        ]  # fmt: skip
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", topo.client, *argv], stdout=subprocess.PIPE, text=True
         )
@@ -294,10 +298,12 @@ def test_an_experiment_records_what_the_fault_cost_the_engine(
         slo = parse_slo("p99_ms<=1000", window_s=2.0)
         slos.set_slo(s, engine_id=engine_id, slo=slo, actor="t")
     collected = Collected(sessions)
-    # Eight clients keep requests inside the engine when it is stopped: only those show the
-    # pause in the engine's own histograms (requests still in the socket queue start their
-    # clock when the engine reads them).
-    load = NsLoad(topo, seconds=12, concurrency=8)
+    # Eight clients with long generations keep requests inside the engine when it is
+    # stopped: only those show the pause in the engine's own histograms (requests still in
+    # the socket queue start their clock when the engine reads them). With short ones a
+    # request spent most of its time in the client, and at times none was inside the engine
+    # at the moment of the stop.
+    load = NsLoad(topo, seconds=12, concurrency=8, max_tokens=64)
     try:
         time.sleep(2.5)  # a full window of steady state before the fault
         body = ChaosRunCreate(
