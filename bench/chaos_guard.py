@@ -26,6 +26,8 @@ import json
 import random
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +166,23 @@ def tuning_run(
     }
 
 
+@contextmanager
+def bench_pair(*, ttl_s: float) -> Iterator[tuple[Path, Any, Any, float]]:
+    """A client/server namespace pair with the engine started in the server side and warmed
+    up: (work dir, topology, engine, warm p99 in seconds). Everything is removed after."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        topo = create_pair(prefix="cpb-", state_dir=work / "topo", ttl_s=ttl_s)
+        try:
+            gen = start_engine_in(topo, work)
+            engine = next(gen)
+            warm = NsLoad(topo, seconds=3, concurrency=4).join()
+            yield work, topo, engine, float(warm["p99_s"])
+            gen.close()
+        finally:
+            topo.destroy()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--png", default=str(ROOT / "docs" / "benchmarks-chaos-guard.png"))
@@ -173,27 +192,18 @@ def main() -> None:
         main_tuning()
         return
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        topo = create_pair(prefix="cpb-", state_dir=work / "topo", ttl_s=1800)
-        try:
-            gen = start_engine_in(topo, work)
-            engine = next(gen)
-            warm = NsLoad(topo, seconds=3, concurrency=4).join()
-            # Harmless changes are judged with the guard tests' headroom (2x the warm p99);
-            # the slow change against 1.5x, still far below the 400 ms it adds.
-            loose = f"p99_ms<={max(1, round(warm['p99_s'] * 2000))}"
-            tight = f"p99_ms<={max(1, round(warm['p99_s'] * 1500))}"
-            print(f"warm p99 {warm['p99_s'] * 1000:.0f} ms -> {loose} / {tight}", flush=True)
-            for fault, scope in FAULTS:
-                harmless = bake(work, topo, engine, fault, scope, slow=False, slo=loose)
-                slow = bake(work, topo, engine, fault, scope, slow=True, slo=tight)
-                row = {"fault": fault, "harmless": harmless, "slow": slow}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-            gen.close()
-        finally:
-            topo.destroy()
+    with bench_pair(ttl_s=1800) as (work, topo, engine, warm_p99):
+        # Harmless changes are judged with the guard tests' headroom (2x the warm p99); the
+        # slow change against 1.5x, still far below the 400 ms it adds.
+        loose = f"p99_ms<={max(1, round(warm_p99 * 2000))}"
+        tight = f"p99_ms<={max(1, round(warm_p99 * 1500))}"
+        print(f"warm p99 {warm_p99 * 1000:.0f} ms -> {loose} / {tight}", flush=True)
+        for fault, scope in FAULTS:
+            harmless = bake(work, topo, engine, fault, scope, slow=False, slo=loose)
+            slow = bake(work, topo, engine, fault, scope, slow=True, slo=tight)
+            row = {"fault": fault, "harmless": harmless, "slow": slow}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     print()
     print("| fault | mechanism | harmless change | slow change | detection (s) |")
     print("|---|---|---|---|---|")
@@ -210,22 +220,13 @@ def main() -> None:
 
 def main_tuning() -> None:
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        topo = create_pair(prefix="cpb-", state_dir=work / "topo", ttl_s=3600)
-        try:
-            gen = start_engine_in(topo, work)
-            engine = next(gen)
-            warm = NsLoad(topo, seconds=3, concurrency=4).join()
-            slo = f"p99_ms<={max(1, round(warm['p99_s'] * 2000))}"
-            print(f"warm p99 {warm['p99_s'] * 1000:.0f} ms -> guard SLO {slo}", flush=True)
-            for fault, scope in FAULTS:
-                row = {"fault": fault, **tuning_run(work, topo, engine, fault, scope, slo)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-            gen.close()
-        finally:
-            topo.destroy()
+    with bench_pair(ttl_s=3600) as (work, topo, engine, warm_p99):
+        slo = f"p99_ms<={max(1, round(warm_p99 * 2000))}"
+        print(f"warm p99 {warm_p99 * 1000:.0f} ms -> guard SLO {slo}", flush=True)
+        for fault, scope in FAULTS:
+            row = {"fault": fault, **tuning_run(work, topo, engine, fault, scope, slo)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     print()
     print("| fault | mechanism | harmless trial | slow trial |")
     print("|---|---|---|---|")

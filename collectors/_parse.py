@@ -36,10 +36,6 @@ class ParseError(ValueError):
     """The body is not Prometheus text exposition (garbage, HTML, truncated)."""
 
 
-_LINE = re.compile(
-    r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"\\]*\",?)*)\})?"
-    r"[ \t]+([^ \t]+)(?:[ \t]+-?[0-9]+)?[ \t]*"
-)
 _LABEL = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)=\"([^\"\\]*)\"")
 
 
@@ -52,7 +48,7 @@ class _Target:
 
 
 def _targets(metric_map: MetricMap) -> dict[str, tuple[_Target, ...]]:
-    """Sample name -> where it goes; built per map, cached by :func:`index_for`."""
+    """Sample name -> where it goes; built per map, cached by :func:`_index`."""
     found: dict[str, list[_Target]] = {}
 
     def add(sample_name: str, target: _Target) -> None:
@@ -120,10 +116,6 @@ def _index(metric_map: MetricMap) -> _Index:
         cached = (metric_map, _Index(targets, {}, simple))
         _INDEX_CACHE[id(metric_map)] = cached
     return cached[1]
-
-
-def index_for(metric_map: MetricMap) -> dict[str, tuple[_Target, ...]]:
-    return _index(metric_map).targets
 
 
 _SAMPLE_LINE = re.compile(

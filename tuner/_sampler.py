@@ -83,14 +83,6 @@ def _is_numeric(values: Sequence[Any]) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
-def _constraint_values(trial: FrozenTrial) -> list[float]:
-    """A trial's constraint values (Optuna 5 keeps them by name; older versions as a list)."""
-    cons: Any = trial.constraints
-    if isinstance(cons, dict):
-        return [float(v) for v in cons.values()]
-    return [float(v) for v in cons or ()]
-
-
 class Encoding:
     """The grid as points in ``[0, 1]^d``: ordered knobs by rank, categoricals one-hot
     (scaled so two categories are as far apart as the ends of an ordered knob)."""
@@ -294,8 +286,7 @@ class StructuredSampler(optuna.samplers.BaseSampler):
             if raw is None:
                 continue
             c.values.append(sign * float(raw[0]))
-            cons = _constraint_values(t)
-            c.constraints.append(max(cons) if cons else 0.0)
+            c.constraints.append(max(t.constraints.values(), default=0.0))
         return seen
 
     def _incumbent(self, seen: dict[Key, _Config]) -> _Config | None:

@@ -25,8 +25,6 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_ROLLUP_VALUES = ("last_ts", "last", "min", "max", "sum", "count")
-
 
 def _rollup_value_columns() -> list[sa.Column[Any]]:
     return [
@@ -36,6 +34,25 @@ def _rollup_value_columns() -> list[sa.Column[Any]]:
         sa.Column("max", sa.Float(), nullable=False),
         sa.Column("sum", sa.Float(), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
+    ]
+
+
+_ROLLUP_VALUES = tuple(c.name for c in _rollup_value_columns())
+
+
+def _wide_key_columns() -> list[sa.Column[Any]]:
+    """The key columns of revision 0004's samples and rollups, for the downgrade."""
+    return [
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("ts", sa.Float(), nullable=False),
+        sa.Column("source", sa.String(length=200), nullable=False),
+        sa.Column("metric", sa.String(length=200), nullable=False),
+        sa.Column("labels", sa.Text(), nullable=False),
     ]
 
 
@@ -95,15 +112,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     _join = "JOIN series s ON s.id = n.series_id"
-    id_type = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
     op.create_table(
         "samples_v4",
-        sa.Column("id", id_type, autoincrement=True, nullable=False),
-        sa.Column("ts", sa.Float(), nullable=False),
-        sa.Column("source", sa.String(length=200), nullable=False),
-        sa.Column("metric", sa.String(length=200), nullable=False),
-        sa.Column("labels", sa.Text(), nullable=False),
+        *_wide_key_columns(),
         sa.Column("value", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_samples")),
     )
@@ -117,11 +129,7 @@ def downgrade() -> None:
 
     op.create_table(
         "sample_rollups_v4",
-        sa.Column("id", id_type, autoincrement=True, nullable=False),
-        sa.Column("ts", sa.Float(), nullable=False),
-        sa.Column("source", sa.String(length=200), nullable=False),
-        sa.Column("metric", sa.String(length=200), nullable=False),
-        sa.Column("labels", sa.Text(), nullable=False),
+        *_wide_key_columns(),
         *_rollup_value_columns(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sample_rollups")),
         sa.UniqueConstraint(
