@@ -23,15 +23,24 @@ Methods at the same budget (default 16 trials = 14 % of the 112-config grid):
   first.
 
     python bench/tuner_efficiency.py [--seeds 20] [--budget 16] [--methods "tuner gp random hill grid"]
-    python bench/tuner_efficiency.py --live --seeds 3 --methods "tuner random hill"
+    python bench/tuner_efficiency.py --live --seeds 5 --methods "tuner random hill" \
+        --record bench/tuner_landscape_live.json --json bench/tuner_efficiency_live.json
 
-``--live`` measures every trial on a freshly started reference engine instead (same
-windows as the recording) and scores the picks against the recorded grid, which is the
-exhaustive search done live; seeds run one after another with the methods interleaved, and
-``--json`` keeps every run's pick and measured trials. ``--rescore FILE`` scores those picks
-again against other recordings (``--landscape`` repeated pools them), since the live
-landscape drifts between recordings on a shared machine. ``tuner:patience=99,n_confirm=0``
-style methods run the tuner's sampler with other phase sizes (ablations).
+``--live`` is the headline, all on one freshly started reference engine in one run:
+1. the exhaustive grid, measured live (``--record`` keeps it as a landscape file);
+2. every method and seed, every trial measured live (seeds one after another, the
+   methods interleaved within a seed, so drift falls on all of them alike);
+3. a **playoff**: the grid's top 3 and every distinct pick re-measured side by side, in
+   ``--rounds`` rounds of a shuffled order. Even rounds choose the references, odd rounds
+   score every pick against them, so a pick is scored by a ratio taken under the same
+   conditions, and a reference's own lucky draw (the winner's curse of a max over noisy
+   means) does not deflate the scores. Two references: the grid-best (the best of the
+   grid's top 3) and the best config anyone found. A pick infeasible in the odd rounds
+   scores 0. ``--judge FILE`` prints the playoff of a ``--json`` file again.
+The picks are also scored against the grid recorded in step 1 (the replay's rule), for
+comparison. ``--rescore FILE`` scores the picks of a ``--json`` file against other
+recordings (``--landscape`` repeated pools them). ``tuner:patience=99,n_confirm=0`` style
+methods run the tuner's sampler with other phase sizes (ablations).
 """
 
 from __future__ import annotations
@@ -54,50 +63,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import optuna  # noqa: E402
 from engine_common import engine_process  # noqa: E402
-from engine_common import put_config  # noqa: E402
+from tuner_landscape import Probe  # noqa: E402
 
 from controlplane.domain import Knob  # noqa: E402
 from controlplane.domain import SearchSpace  # noqa: E402
 from tuner import StructuredSampler  # noqa: E402
 from tuner import TuningSpace  # noqa: E402
 from tuner import make_sampler  # noqa: E402
-from tuner.loadgen import LoadSpec  # noqa: E402
-from tuner.loadgen import RequestShape  # noqa: E402
-from tuner.loadgen import run_load_sync  # noqa: E402
 
 LANDSCAPE = Path(__file__).resolve().parent / "tuner_landscape.json"
 DEFAULT = {"max_batch_size": 1, "streams": 1, "precision": "fp32"}
+NAMES = ("max_batch_size", "streams", "precision")
 Key = tuple[Any, ...]
 
 
 class LiveLandscape:
     """The same interface, but every measurement runs on the live reference engine (put the
-    config, warm up and discard, then ``windows`` closed-loop windows, as the recording
-    did); picks are still scored against the recorded grid, the live exhaustive search."""
+    config, warm up and discard, then the recording's windows); ``score`` still compares
+    with the grid recorded in the same run."""
 
-    def __init__(self, land: Landscape, url: str, *, window_s: float, warmup_s: float) -> None:
-        self.land, self.url = land, url
-        self.window_s, self.warmup_s = window_s, warmup_s
-        self.trials = 0
+    def __init__(self, land: Landscape, probe: Probe) -> None:
+        self.land, self.probe = land, probe
         self.log: list[dict[str, Any]] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.land, name)
 
-    def _window(self, seconds: float) -> tuple[float, float]:
-        spec = LoadSpec(self.url, str(self.land.meta["model"]), mode="closed",
-                        concurrency=16, duration_s=seconds,
-                        shapes=(RequestShape(prompt_len=16, max_tokens=8),),
-                        extra_body={"ignore_eos": True})  # fmt: skip
-        r = run_load_sync(spec)
-        return r.goodput(self.land.slo_s), r.p99 if r.p99 is not None else 60.0
-
     def measure(self, config: dict[str, Any], rng: random.Random) -> tuple[float, float]:
-        put_config(self.url, config)
-        self._window(self.warmup_s)
-        ws = [self._window(self.window_s) for _ in range(self.land.windows)]
-        self.trials += 1
-        g, q = statistics.fmean(w[0] for w in ws), statistics.fmean(w[1] for w in ws)
+        point = self.probe.point(config)
+        g, q = point["goodput"]["mean"], point["p99_s"]["mean"]
         self.log.append({"config": config, "goodput": round(g, 1), "p99_ms": round(q * 1000)})
         return g, q
 
@@ -107,8 +101,9 @@ class Landscape:
     the means; spread from the within- and between-recording variance), which makes the
     reference that picks are scored against less dependent on one recording's noise."""
 
-    def __init__(self, paths: list[Path], *, slo_s: float, margin: float, windows: int) -> None:
-        recordings = [json.loads(path.read_text()) for path in paths]
+    def __init__(
+        self, recordings: list[dict[str, Any]], *, slo_s: float, margin: float, windows: int
+    ) -> None:
         data = recordings[0]
         self.meta = data["meta"] if len(recordings) == 1 else {
             **data["meta"], "pooled": [r["meta"] for r in recordings]
@@ -127,6 +122,10 @@ class Landscape:
         self.grids = grids
         feasible = [p for p in self.points.values() if p["p99_s"]["mean"] <= self.limit]
         self.best = max(p["goodput"]["mean"] for p in feasible)
+
+    @classmethod
+    def load(cls, paths: list[Path], **options: Any) -> Landscape:
+        return cls([json.loads(path.read_text()) for path in paths], **options)
 
     @staticmethod
     def key(config: dict[str, Any]) -> Key:
@@ -316,30 +315,152 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=3)
     parser.add_argument("--methods", default="tuner tpe gp random hill grid")
     parser.add_argument("--live", action="store_true",
-                        help="measure on the live engine; score against the recorded grid")  # fmt: skip
+                        help="record the grid, run the methods and a playoff on a live engine")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="playoff rounds (live; half choose the reference, half score)")  # fmt: skip
+    parser.add_argument("--record", type=Path, default=None,
+                        help="live: also write the grid recorded in this run here")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None,
                         help="also write the scores (and, live, every run's pick) here")  # fmt: skip
     parser.add_argument("--rescore", type=Path, default=None,
                         help="score the picks of an earlier --live --json file instead")  # fmt: skip
+    parser.add_argument("--judge", type=Path, default=None,
+                        help="judge the playoff of an earlier --live --json file again")  # fmt: skip
     args = parser.parse_args()
-    args.landscape = args.landscape or [LANDSCAPE]
+    if args.rounds < 2:
+        parser.error("--rounds must be at least 2")
+    options = {"slo_s": args.slo_s, "margin": args.margin, "windows": args.windows}
+    if args.judge is not None:
+        judge_file(args.judge, args.slo_s * (1 - args.margin))
+        return
     if args.rescore is not None:
-        rescore(
-            Landscape(args.landscape, slo_s=args.slo_s, margin=args.margin,
-                      windows=args.windows), args.rescore,
-        )  # fmt: skip
+        rescore(Landscape.load(args.landscape or [LANDSCAPE], **options), args.rescore)
         return
-    if args.live:
-        recorded = Landscape(args.landscape, slo_s=args.slo_s, margin=args.margin,
-                             windows=args.windows)  # fmt: skip
-        model = str(recorded.meta["model"])
-        with engine_process(model, batch_size=1) as url:
-            live = LiveLandscape(recorded, url, window_s=float(recorded.meta["window_s"]),
-                                 warmup_s=0.5)  # fmt: skip
-            report(live, args)  # type: ignore[arg-type]
+    if not args.live:
+        land = Landscape.load(args.landscape or [LANDSCAPE], **options)
+        summary, _ = report(land, args)
+        if args.json is not None:
+            args.json.write_text(json.dumps({"live": False, "budget": args.budget,
+                                             "summary": summary}, indent=1) + "\n")  # fmt: skip
         return
-    land = Landscape(args.landscape, slo_s=args.slo_s, margin=args.margin, windows=args.windows)
-    report(land, args)
+    with engine_process("tiny", batch_size=1) as url:
+        probe = Probe(url, windows=args.windows, slo_s=args.slo_s)
+        print("recording the grid live ...", flush=True)
+        recording = probe.record(echo=False)
+        print(f"grid: {len(recording['points'])} configs in {recording['meta']['recorded_s']} s, "
+              f"load {recording['meta']['load_average']:.1f}", flush=True)  # fmt: skip
+        if args.record is not None:
+            args.record.write_text(json.dumps(recording, indent=1) + "\n")
+        live = LiveLandscape(Landscape([recording], **options), probe)
+        summary, runs = report(live, args)  # type: ignore[arg-type]
+        result = playoff(live, runs, rounds=args.rounds)
+    if args.json is not None:
+        args.json.write_text(json.dumps({"live": True, "budget": args.budget,
+                                         "grid": recording["meta"],
+                                         "grid_points": recording["points"],
+                                         "vs_recorded_grid": summary, "playoff": result,
+                                         "runs": runs}, indent=1) + "\n")  # fmt: skip
+
+
+def playoff(live: LiveLandscape, runs: list[dict[str, Any]], *, rounds: int) -> dict[str, Any]:
+    """The grid's top 3 and every distinct pick, re-measured side by side in ``rounds``
+    rounds of a shuffled order; then :func:`judge`."""
+    land = live.land
+    ranked = sorted(
+        (p for p in land.points.values() if p["p99_s"]["mean"] <= land.limit),
+        key=lambda p: -p["goodput"]["mean"],
+    )
+    grid_top = [land.key(p["config"]) for p in ranked[:3]]
+    keys = list(dict.fromkeys(grid_top + [land.key(r["pick"]) for r in runs if r["pick"]]))
+    rng = random.Random(0)
+    seen: dict[Key, list[tuple[float, float]]] = {key: [] for key in keys}
+    started = time.perf_counter()
+    for r in range(rounds):
+        order = keys[:]
+        rng.shuffle(order)
+        for key in order:
+            seen[key].append(live.measure(dict(zip(NAMES, key, strict=True)), rng))
+        print(f"playoff round {r + 1}/{rounds}: load {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"playoff: {len(keys)} configs x {rounds} rounds in {time.perf_counter() - started:.0f} s"
+    )
+    result = judge(seen, grid_top, runs, limit=land.limit, grid_s=land.meta["recorded_s"])
+    result["rounds"] = rounds
+    return result
+
+
+def judge(
+    seen: dict[Key, list[tuple[float, float]]],
+    grid_top: list[Key],
+    runs: list[dict[str, Any]],
+    *,
+    limit: float,
+    grid_s: float,
+) -> dict[str, Any]:
+    """Even rounds choose a reference, odd rounds score every pick against it. Two
+    references: the grid-best (the best of the grid's top 3) and the best config anyone
+    found (the best of everything in the playoff)."""
+
+    def mean(key: Key, half: int, i: int) -> float:
+        return statistics.fmean(m[i] for m in seen[key][half::2])
+
+    def best_of(keys: list[Key]) -> Key:
+        feasible = [k for k in keys if mean(k, 0, 1) <= limit] or keys
+        return max(feasible, key=lambda k: mean(k, 0, 0))
+
+    def score(key: Key | None, reference: Key) -> float:
+        if key is None or mean(key, 1, 1) > limit:
+            return 0.0
+        return mean(key, 1, 0) / mean(reference, 1, 0)
+
+    references = {"grid-best": best_of(grid_top), "best found": best_of(list(seen))}
+    print(f"{'config':<16} {'choose: goodput':>15} {'score: goodput':>14} {'p99 ms':>7}  ratio to "
+          + " / ".join(references))  # fmt: skip
+    configs = []
+    for key in sorted(seen, key=lambda k: -mean(k, 1, 0)):
+        marks = [name for name, ref in references.items() if ref == key]
+        marks += ["grid top 3"] if key in grid_top and "grid-best" not in marks else []
+        ratios = " / ".join(f"{score(key, ref):.3f}" for ref in references.values())
+        print(f"{'/'.join(map(str, key)):<16} {mean(key, 0, 0):15.1f} {mean(key, 1, 0):14.1f} "
+              f"{mean(key, 1, 1) * 1000:7.0f}  {ratios}"
+              + (f" ({', '.join(marks)})" if marks else ""))  # fmt: skip
+        configs.append({"config": dict(zip(NAMES, key, strict=True)), "grid_top": key in grid_top,
+                        "goodput": [round(m[0], 1) for m in seen[key]],
+                        "p99_ms": [round(m[1] * 1000) for m in seen[key]]})  # fmt: skip
+    summaries = {}
+    for name, reference in references.items():
+        scores: dict[str, list[float]] = {"grid": [score(grid_top[0], reference)]}
+        took: dict[str, list[float]] = {"grid": [grid_s]}
+        for run in runs:
+            key = Landscape.key(run["pick"]) if run["pick"] else None
+            scores.setdefault(run["method"], []).append(score(key, reference))
+            took.setdefault(run["method"], []).append(run["seconds"])
+        print(f"scores against the {name} ({'/'.join(map(str, reference))}); "
+              "grid = the grid's own pick, one run:")  # fmt: skip
+        summaries[name] = table(scores, took)
+    return {
+        "references": {n: dict(zip(NAMES, k, strict=True)) for n, k in references.items()},
+        "configs": configs,
+        "summary": summaries,
+    }
+
+
+def judge_file(path: Path, limit: float) -> None:
+    """The playoff of an earlier ``--live --json`` run, judged again (no engine needed)."""
+    data = json.loads(path.read_text())
+    seen = {
+        Landscape.key(c["config"]): [(g, q / 1000) for g, q in zip(c["goodput"], c["p99_ms"], strict=True)]
+        for c in data["playoff"]["configs"]
+    }  # fmt: skip
+    grid_top = [Landscape.key(c["config"]) for c in data["playoff"]["configs"] if c["grid_top"]]
+    ranked = sorted(
+        (p for p in data.get("grid_points", []) if p["p99_s"]["mean"] <= limit),
+        key=lambda p: -p["goodput"]["mean"],
+    )
+    if ranked:  # the grid's own order, for which of its top 3 is its pick
+        order = [Landscape.key(p["config"]) for p in ranked]
+        grid_top.sort(key=order.index)
+    judge(seen, grid_top, data["runs"], limit=limit, grid_s=data["grid"]["recorded_s"])
 
 
 def table(scores: dict[str, list[float]], took: dict[str, list[float]]) -> dict[str, Any]:
@@ -376,7 +497,9 @@ def rescore(land: Landscape, path: Path) -> None:
     table(scores, took)
 
 
-def report(land: Landscape, args: argparse.Namespace) -> None:
+def report(
+    land: Landscape, args: argparse.Namespace
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     optuna.logging.set_verbosity(logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     runners: dict[str, Callable[[int], dict[str, Any] | None]] = {
@@ -425,10 +548,10 @@ def report(land: Landscape, args: argparse.Namespace) -> None:
             print(f"  {name} seed {seed}: pick {chosen} -> {scores[name][-1]:.3f} "
                   f"({took[name][-1]:.0f} s, load {load_before:.1f} -> "
                   f"{os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+    if args.live:
+        print("scores against the grid recorded in this run:")
     summary = table(scores, took)
-    if args.json is not None:
-        args.json.write_text(json.dumps({"live": args.live, "budget": args.budget,
-                                         "summary": summary, "runs": runs}, indent=1) + "\n")  # fmt: skip
+    return summary, runs
 
 
 if __name__ == "__main__":

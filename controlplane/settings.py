@@ -229,6 +229,12 @@ class TunerSettings(BaseModel):
         le=1,
         description="Stop a run once this share of its trials failed or breached (min 4 trials).",
     )
+    live_load_tolerance: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="Live mode: a trial's windows count only at a load this near the baseline's.",
+    )
 
 
 class ChaosSettings(BaseModel):

@@ -9,7 +9,11 @@ those first requests explained a Model Analyzer bug report on their own.
 
 Two sources of windows: synthetic load from :mod:`tuner.loadgen` (open loop at a rate, or
 closed loop at a concurrency), and live traffic read from the engine's own metrics (the
-guard's probe), which never adds load to a production engine.
+guard's probe), which never adds load to a production engine. Live traffic is not ours to
+hold steady, so a live trial is compared with the baseline *at the baseline's load*: only
+windows whose request rate is close to the baseline's count, and their goodput is scaled
+to the baseline's rate, so a trial that happens to meet a traffic peak is not credited with
+the peak (see :class:`LiveMeasurer`).
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ import time
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 from typing import Protocol
 
 from collectors import histogram_quantile
 from controlplane.domain import SLO
+from controlplane.domain import DomainError
 from controlplane.domain import EngineUnreachableError
 from controlplane.domain import Series
 from controlplane.domain.windows import Snapshot
@@ -54,11 +60,15 @@ class Window:
     quantiles_s: dict[str, float | None]
     """Per SLO name (``p99``, ``ttft_p95``): the observed quantile."""
     error_rate: float
+    load_rps: float | None = None
+    """Live windows: the request rate actually seen, when goodput and throughput were
+    scaled to the baseline's rate."""
 
     def as_json(self) -> dict[str, Any]:
         return {
             "duration_s": round(self.duration_s, 3),
             "requests": self.requests,
+            **({"load_rps": round(self.load_rps, 3)} if self.load_rps is not None else {}),
             "throughput": round(self.throughput, 3),
             "goodput": round(self.goodput, 3),
             "p50_s": _round(self.p50_s),
@@ -105,6 +115,11 @@ class Measurement:
     def quantile_s(self, name: str) -> float | None:
         return self._mean([w.quantiles_s.get(name) for w in self.accepted])
 
+    @property
+    def load_rps(self) -> float | None:
+        """Live: the request rate the accepted windows saw (before scaling)."""
+        return self._mean([w.load_rps for w in self.accepted])
+
     def as_json(self) -> dict[str, Any]:
         return {
             "stable": self.stable,
@@ -114,6 +129,7 @@ class Measurement:
             "goodput": round(self.goodput, 3),
             "p99_s": _round(self.p99_s),
             "error_rate": round(self.error_rate, 6),
+            **({"load_rps": round(self.load_rps, 3)} if self.load_rps is not None else {}),
             "windows": [w.as_json() for w in self.windows],
         }
 
@@ -321,8 +337,24 @@ class BackgroundLoad:
 # -- live traffic -----------------------------------------------------------------------
 
 
+class LiveLoadMismatchError(DomainError):
+    """Live traffic stayed away from the load the baseline was measured at."""
+
+
 class LiveMeasurer:
-    """Windows of real traffic, read from the engine's metrics (counters and histograms)."""
+    """Windows of real traffic, read from the engine's metrics (counters and histograms).
+
+    The baseline's measurement fixes ``reference_rps``, the request rate every later trial
+    is judged at. A trial's window counts only when its rate is within
+    ``live_load_tolerance`` of it; its goodput and throughput are then scaled by
+    ``reference / seen``, which keeps the share of requests that met the SLO and removes
+    the traffic's own swing. Windows at another load are dropped; after ``max_windows`` of
+    them in a row the trial fails (the study goes on), since comparing a config measured at
+    twice the baseline's traffic with the baseline says nothing about the config. The rate
+    is requests *finished* per second, which is the arrival rate for a config that keeps
+    up; one that falls behind sees fewer and fails to match, and such a config is almost
+    always breaching its latency SLO, which the guard judges first.
+    """
 
     def __init__(
         self,
@@ -336,6 +368,8 @@ class LiveMeasurer:
         self._slos = tuple(slos)
         self._policy = policy
         self._sleep = sleep
+        self.reference_rps: float | None = None
+        self.dropped = 0
 
     def _snapshot(self) -> Snapshot:
         snap = self._probe.snapshot()
@@ -349,13 +383,53 @@ class LiveMeasurer:
         last = self._snapshot()
         return live_window(last.since(first), self._slos, duration_s=max(1e-9, last.ts - first.ts))
 
+    def matched_window(self, duration_s: float, *, stop: threading.Event | None = None) -> Window:
+        """The next window at the baseline's load, scaled to it exactly."""
+        reference = self.reference_rps
+        if not reference:
+            return self.window(duration_s)
+        tolerance = self._policy.live_load_tolerance
+        seen: list[float] = []
+        while len(seen) < self._policy.max_windows:
+            w = self.window(duration_s)
+            rate = w.requests / w.duration_s
+            if abs(rate / reference - 1.0) <= tolerance:
+                return at_load(w, reference)
+            seen.append(rate)
+            self.dropped += 1
+            if stop is not None and stop.is_set():
+                break
+        rates = ", ".join(f"{r:.1f}" for r in seen)
+        raise LiveLoadMismatchError(
+            f"live traffic at {rates} req/s, not within {tolerance:.0%} of the baseline's "
+            f"{reference:.1f} req/s in {len(seen)} windows"
+        )
+
     def measure(self, *, stop: threading.Event | None = None) -> Measurement:
         return measure_until_stable(
-            self.window, policy=self._policy, stop=stop, warmup=self._sleep
+            lambda seconds: self.matched_window(seconds, stop=stop),
+            policy=self._policy,
+            stop=stop,
+            warmup=self._sleep,
         )
+
+    def set_reference(self, baseline: Measurement) -> float:
+        """The baseline's request rate over its accepted windows: what trials are judged at."""
+        accepted = baseline.accepted
+        seconds = sum(w.duration_s for w in accepted)
+        self.reference_rps = sum(w.requests for w in accepted) / seconds if seconds else 0.0
+        return self.reference_rps
 
     def close(self) -> None:
         self._probe.close()
+
+
+def at_load(w: Window, reference_rps: float) -> Window:
+    """``w``'s rates as they would be at ``reference_rps`` with the same shares of good and
+    failed requests; latencies are kept (they were seen at a load within tolerance)."""
+    seen = w.requests / w.duration_s
+    factor = reference_rps / seen if seen else 1.0
+    return replace(w, throughput=w.throughput * factor, goodput=w.goodput * factor, load_rps=seen)
 
 
 def live_window(window: Snapshot, slos: Sequence[SLO], *, duration_s: float) -> Window:

@@ -51,6 +51,7 @@ from controlplane.store import rollouts
 from controlplane.store import tuning
 from controlplane.store.database import SessionFactory
 from tuner._measure import BackgroundLoad
+from tuner._measure import LiveLoadMismatchError
 from tuner._measure import LiveMeasurer
 from tuner._measure import Measurement
 from tuner._measure import Measurer
@@ -82,6 +83,7 @@ from tuner._study import opened_storage
 log = logging.getLogger("tuner")
 ACTOR = "tuner"
 TRIAL_REASON = "trial"
+LIVE_REFERENCE = "live_reference_rps"  # study attribute: the baseline's request rate
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,9 @@ class Tuner:
         study.set_user_attr("seed", spec.seed)
         study.set_user_attr("run_id", ctx.run_id)
         orphans = fail_orphaned_trials(study)
+        if isinstance(ctx.measurer, LiveMeasurer):
+            # A resumed live run judges its trials at the load its baseline was measured at.
+            ctx.measurer.reference_rps = study.user_attrs.get(LIVE_REFERENCE)
         result = self._trials_and_confirm(ctx, study, space)
         result["orphaned_trials_failed"] = orphans
         path = report_path(self._settings, ctx.study_name)
@@ -301,6 +306,14 @@ class Tuner:
         except EngineUnreachableError as exc:
             self._back_to_lkg(ctx)
             return failed(f"engine failed mid-trial: {exc}", rollout_id)
+        except LiveLoadMismatchError as exc:
+            return failed(str(exc), rollout_id)
+        if kind == "baseline" and isinstance(ctx.measurer, LiveMeasurer):
+            reference = ctx.measurer.set_reference(m)
+            study.set_user_attr(LIVE_REFERENCE, reference)
+            self._emit(
+                ctx, "phase", f"live trials are judged at the baseline's {reference:.1f} req/s"
+            )
         s = score(m, ctx.slos, objective=ctx.spec.objective, margin=ctx.spec.margin)
         raw = [list(s.values)]
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
@@ -454,7 +467,11 @@ class Tuner:
                 out["note"] = f"could not re-measure {label}: {verdict.get('summary', state)}"
                 return out
             for _ in range(spec.repeats):
-                m = ctx.measurer.measure(stop=ctx.stop)
+                try:
+                    m = ctx.measurer.measure(stop=ctx.stop)
+                except LiveLoadMismatchError as exc:
+                    out["note"] = f"could not re-measure {label}: {exc}"
+                    return out
                 value = score(m, ctx.slos, objective=spec.objective, margin=spec.margin)
                 samples[label].append(value.values[0])
         out["remeasured"] = {label: mean_ci(values) for label, values in samples.items()}
