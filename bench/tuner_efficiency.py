@@ -31,8 +31,8 @@ Methods at the same budget (default 16 trials = 14 % of the 112-config grid):
 2. every method and seed, every trial measured live (seeds one after another, the
    methods interleaved within a seed, so drift falls on all of them alike);
 3. a **playoff**: the grid's top 3 and every distinct pick re-measured side by side, in
-   ``--rounds`` rounds of a shuffled order. Even rounds choose the references, odd rounds
-   score every pick against them, so a pick is scored by a ratio taken under the same
+   ``--rounds`` rounds of a shuffled order. Rounds 1, 3, 5, ... choose the references,
+   rounds 2, 4, 6, ... score every pick against them, so a pick is scored by a ratio taken under the same
    conditions, and a reference's own lucky draw (the winner's curse of a max over noisy
    means) does not deflate the scores. Two references: the grid-best (the best of the
    grid's top 3) and the best config anyone found. A pick infeasible in the odd rounds
@@ -397,7 +397,7 @@ def judge(
     limit: float,
     grid_s: float,
 ) -> dict[str, Any]:
-    """Even rounds choose a reference, odd rounds score every pick against it. Two
+    """Rounds 1, 3, 5, ... choose a reference, rounds 2, 4, 6, ... score every pick. Two
     references: the grid-best (the best of the grid's top 3) and the best config anyone
     found (the best of everything in the playoff)."""
 
