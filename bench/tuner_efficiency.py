@@ -32,11 +32,11 @@ Methods at the same budget (default 16 trials = 14 % of the 112-config grid):
    methods interleaved within a seed, so drift falls on all of them alike);
 3. a **playoff**: the grid's top 3 and every distinct pick re-measured side by side, in
    ``--rounds`` rounds of a shuffled order. Rounds 1, 3, 5, ... choose the references,
-   rounds 2, 4, 6, ... score every pick against them, so a pick is scored by a ratio taken under the same
-   conditions, and a reference's own lucky draw (the winner's curse of a max over noisy
-   means) does not deflate the scores. Two references: the grid-best (the best of the
-   grid's top 3) and the best config anyone found. A pick infeasible in the odd rounds
-   scores 0. ``--judge FILE`` prints the playoff of a ``--json`` file again.
+   rounds 2, 4, 6, ... score every pick against them, so a pick is scored by a ratio taken
+   under the same conditions, and a reference's own lucky draw (the winner's curse of a max
+   over noisy means) does not deflate the scores. Two references: the grid-best (the best
+   of the grid's top 3) and the best config anyone found. A pick infeasible in the scoring
+   rounds scores 0. ``--judge FILE`` prints the playoff of a ``--json`` file again.
 The picks are also scored against the grid recorded in step 1 (the replay's rule), for
 comparison. ``--rescore FILE`` scores the picks of a ``--json`` file against other
 recordings (``--landscape`` repeated pools them). ``tuner:patience=99,n_confirm=0`` style
