@@ -357,7 +357,6 @@ def main() -> None:
     if args.json is not None:
         args.json.write_text(json.dumps({"live": True, "budget": args.budget,
                                          "grid": recording["meta"],
-                                         "grid_points": recording["points"],
                                          "vs_recorded_grid": summary, "playoff": result,
                                          "runs": runs}, indent=1) + "\n")  # fmt: skip
 
@@ -424,7 +423,7 @@ def judge(
         print(f"{'/'.join(map(str, key)):<16} {mean(key, 0, 0):15.1f} {mean(key, 1, 0):14.1f} "
               f"{mean(key, 1, 1) * 1000:7.0f}  {ratios}"
               + (f" ({', '.join(marks)})" if marks else ""))  # fmt: skip
-        configs.append({"config": dict(zip(NAMES, key, strict=True)), "grid_top": key in grid_top,
+        configs.append({"config": dict(zip(NAMES, key, strict=True)),
                         "goodput": [round(m[0], 1) for m in seen[key]],
                         "p99_ms": [round(m[1] * 1000) for m in seen[key]]})  # fmt: skip
     summaries = {}
@@ -439,6 +438,7 @@ def judge(
               "grid = the grid's own pick, one run:")  # fmt: skip
         summaries[name] = table(scores, took)
     return {
+        "grid_top": [dict(zip(NAMES, k, strict=True)) for k in grid_top],
         "references": {n: dict(zip(NAMES, k, strict=True)) for n, k in references.items()},
         "configs": configs,
         "summary": summaries,
@@ -452,14 +452,7 @@ def judge_file(path: Path, limit: float) -> None:
         Landscape.key(c["config"]): [(g, q / 1000) for g, q in zip(c["goodput"], c["p99_ms"], strict=True)]
         for c in data["playoff"]["configs"]
     }  # fmt: skip
-    grid_top = [Landscape.key(c["config"]) for c in data["playoff"]["configs"] if c["grid_top"]]
-    ranked = sorted(
-        (p for p in data.get("grid_points", []) if p["p99_s"]["mean"] <= limit),
-        key=lambda p: -p["goodput"]["mean"],
-    )
-    if ranked:  # the grid's own order, for which of its top 3 is its pick
-        order = [Landscape.key(p["config"]) for p in ranked]
-        grid_top.sort(key=order.index)
+    grid_top = [Landscape.key(c) for c in data["playoff"]["grid_top"]]  # in the grid's order
     judge(seen, grid_top, data["runs"], limit=limit, grid_s=data["grid"]["recorded_s"])
 
 

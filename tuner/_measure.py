@@ -369,7 +369,6 @@ class LiveMeasurer:
         self._policy = policy
         self._sleep = sleep
         self.reference_rps: float | None = None
-        self.dropped = 0
 
     def _snapshot(self) -> Snapshot:
         snap = self._probe.snapshot()
@@ -396,7 +395,6 @@ class LiveMeasurer:
             if abs(rate / reference - 1.0) <= tolerance:
                 return at_load(w, reference)
             seen.append(rate)
-            self.dropped += 1
             if stop is not None and stop.is_set():
                 break
         rates = ", ".join(f"{r:.1f}" for r in seen)

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from controlplane.domain import EngineTarget
 from controlplane.domain import parse_slo
+from controlplane.engines import adapter_for
 from controlplane.schemas.engines import EngineCreate
 from controlplane.schemas.tuning import TuningCreate
 from controlplane.settings import GuardSettings
@@ -25,6 +27,7 @@ from controlplane.store.database import make_session_factory
 from controlplane.store.database import unit_of_work
 from controlplane.store.models import TuningRunRow
 from tests.fixtures.engines import RunningEngine
+from tests.fixtures.engines import start_engine
 from tuner import start_run
 from tuner import storage_url
 
@@ -104,6 +107,27 @@ def start(
             policy=settings.tuner,
             actor="t",
         )
+
+
+@pytest.fixture
+def poor_engine(tmp_path: Path) -> Iterator[RunningEngine]:
+    """A real engine on a deliberately poor default (batch 1), for whole tuning runs."""
+    engine = start_engine(tmp_path, "--batch-size", "1")
+    yield engine
+    engine.stop()
+
+
+def start_on(
+    sessions: SessionFactory, settings: Settings, engine: RunningEngine, **request: Any
+) -> TuningRunRow:
+    """Registers ``engine`` as "ref" (the guard's SLO p99 <= 5 s) and starts a run on it."""
+    register(sessions, engine.url, engine.admin_token, "p99_s<=5")
+    target = EngineTarget("ref", "reference", engine.url, admin_token=engine.admin_token)
+    adapter = adapter_for(target)
+    try:
+        return start(sessions, settings, adapter, **request)
+    finally:
+        adapter.close()
 
 
 def running_engine_config(engine: RunningEngine) -> dict[str, Any]:

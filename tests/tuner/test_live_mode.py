@@ -6,20 +6,14 @@ a trial, that trial fails instead of being credited with the peak, and the study
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import optuna
 import pytest
 
-from controlplane.domain import EngineTarget
-from controlplane.engines import adapter_for
 from controlplane.settings import Settings
 from controlplane.store.database import SessionFactory
 from tests.fixtures.engines import RunningEngine
-from tests.fixtures.engines import start_engine
-from tests.tuner.conftest import register
-from tests.tuner.conftest import start
+from tests.tuner.conftest import start_on
 from tuner import Tuner
 from tuner import TuningEvent
 from tuner.loadgen import LoadSpec
@@ -55,28 +49,15 @@ class Users:
         self._thread.join(timeout=30)
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[RunningEngine]:
-    running = start_engine(tmp_path, "--batch-size", "1")
-    yield running
-    running.stop()
-
-
 def test_live_trials_are_judged_at_the_baseline_load(
-    sessions: SessionFactory, settings: Settings, url: str, engine: RunningEngine
+    sessions: SessionFactory, settings: Settings, url: str, poor_engine: RunningEngine
 ) -> None:
-    register(sessions, engine.url, engine.admin_token, "p99_s<=5")
-    target = EngineTarget("ref", "reference", engine.url, admin_token=engine.admin_token)
-    adapter = adapter_for(target)
-    try:
-        row = start(
-            sessions, settings, adapter, objective="goodput", slo=["p99_ms<=2000"],
-            load="live", trials=4, knobs=["max_batch_size"], seed=1,
-        )  # fmt: skip
-    finally:
-        adapter.close()
+    row = start_on(
+        sessions, settings, poor_engine, objective="goodput", slo=["p99_ms<=2000"],
+        load="live", trials=4, knobs=["max_batch_size"], seed=1,
+    )  # fmt: skip
 
-    with Users(engine.url) as users:
+    with Users(poor_engine.url) as users:
 
         def traffic(event: TuningEvent) -> None:
             # Trial 2 (the third) is measured while the traffic is at its peak.

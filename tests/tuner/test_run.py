@@ -5,12 +5,10 @@ fails in the middle of one trial."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
-import pytest
 
 from controlplane.domain import EngineTarget
 from controlplane.domain import EngineUnreachableError
@@ -20,10 +18,8 @@ from controlplane.store import rollouts
 from controlplane.store import tuning
 from controlplane.store.database import SessionFactory
 from tests.fixtures.engines import RunningEngine
-from tests.fixtures.engines import start_engine
-from tests.tuner.conftest import register
 from tests.tuner.conftest import running_engine_config
-from tests.tuner.conftest import start
+from tests.tuner.conftest import start_on
 from tuner import Tuner
 from tuner import TuningEvent
 from tuner import list_trials
@@ -49,27 +45,14 @@ class _CrashingOnce:
         return self._real.apply(changes)
 
 
-@pytest.fixture
-def poor_engine(tmp_path: Path) -> Iterator[RunningEngine]:
-    engine = start_engine(tmp_path, "--batch-size", "1")
-    yield engine
-    engine.stop()
-
-
 def test_tuning_from_a_poor_default_finds_and_applies_a_better_config(
     sessions: SessionFactory, settings: Settings, url: str, poor_engine: RunningEngine
 ) -> None:
-    register(sessions, poor_engine.url, poor_engine.admin_token, "p99_s<=5")
-    target = EngineTarget("ref", "reference", poor_engine.url, admin_token=poor_engine.admin_token)
-    adapter = adapter_for(target)
-    try:
-        row = start(
-            sessions, settings, adapter,
-            objective="goodput", slo=["p99_ms<=2000"], load="concurrency=24,shapes=16x12",
-            trials=4, knobs=["max_batch_size"], seed=2,
-        )  # fmt: skip
-    finally:
-        adapter.close()
+    row = start_on(
+        sessions, settings, poor_engine,
+        objective="goodput", slo=["p99_ms<=2000"], load="concurrency=24,shapes=16x12",
+        trials=4, knobs=["max_batch_size"], seed=2,
+    )  # fmt: skip
     events: list[TuningEvent] = []
     started = time.monotonic()
     _CrashingOnce.crashed = 0
