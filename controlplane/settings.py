@@ -291,6 +291,104 @@ class ChaosSettings(BaseModel):
     )
 
 
+class SchedulerSettings(BaseModel):
+    """Periodic jobs and the leader among replicas; see docs/scheduler.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        True, description="Run the scheduler in `cplane up` (leader jobs and host-local jobs)."
+    )
+    lease_s: float = Field(
+        5.0,
+        ge=0.5,
+        le=300,
+        description="Leader lease length; renewed every third of it. A dead leader is "
+        "replaced within about this long.",
+    )
+    refresh_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="How often the leader re-reads job definitions and schedules for edits.",
+    )
+    misfire_grace_s: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description="A firing missed by up to this long still runs (once, coalesced); "
+        "later it is dropped.",
+    )
+    min_schedule_interval_s: float = Field(
+        900.0,
+        ge=60,
+        le=86_400 * 7,
+        description="A tuning schedule may not fire more often than this.",
+    )
+    retention_interval_s: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="Default interval of the `retention` job (raw samples to rollups, prune).",
+    )
+    sweep_interval_s: float = Field(
+        10.0,
+        gt=0,
+        le=86_400,
+        description="Default interval of `sweep_tuning` (stale tuning runs -> interrupted).",
+    )
+    reconcile_interval_s: float = Field(
+        5.0,
+        gt=0,
+        le=86_400,
+        description="Default interval of `reconcile` (engines left mid-rollout -> LKG).",
+    )
+    chaos_sweep_interval_s: float = Field(
+        30.0,
+        gt=0,
+        le=86_400,
+        description="Default interval of `chaos_sweep` (this host's expired chaos leftovers).",
+    )
+    min_job_interval_s: float = Field(
+        1.0, gt=0, le=3600, description="Smallest interval a system job may be set to."
+    )
+
+
+class HealthWatchSettings(BaseModel):
+    """After a change commits, a real inference request on a schedule; repeated failures roll
+    the engine back to its previous config. Per-engine overrides are stored (``cplane engine
+    watch``); these are the defaults. See docs/scheduler.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Watch engines after each committed rollout.")
+    interval_s: float = Field(
+        15.0, ge=0.2, le=3600, description="Time between two inference checks of an engine."
+    )
+    failures: int = Field(
+        3, ge=1, le=100, description="Consecutive failed checks that trigger the rollback."
+    )
+    window_s: float = Field(
+        86_400.0,
+        gt=0,
+        le=86_400 * 30,
+        description="How long after a commit the engine is watched (and may be rolled back).",
+    )
+    timeout_s: float = Field(
+        3.0,
+        gt=0,
+        le=300,
+        description="A check that takes longer fails; capped at the engine's interval. A "
+        "hung engine is rolled back about interval x (failures - 1) + this after it hangs.",
+    )
+    tick_s: float = Field(
+        1.0,
+        ge=0.05,
+        le=60,
+        description="How often the watch looks for engines due a check (its timing grain).",
+    )
+
+
 class Settings(BaseSettings):
     """Root settings: environment variables ``CP_<FIELD>`` and ``CP_<GROUP>__<FIELD>``."""
 
@@ -322,6 +420,12 @@ class Settings(BaseSettings):
     )
     chaos: ChaosSettings = Field(default_factory=ChaosSettings, description="Fault injection.")
     tuner: TunerSettings = Field(default_factory=TunerSettings, description="Autotuner.")
+    scheduler: SchedulerSettings = Field(
+        default_factory=SchedulerSettings, description="Periodic jobs and leader election."
+    )
+    health_watch: HealthWatchSettings = Field(
+        default_factory=HealthWatchSettings, description="Inference checks after a change."
+    )
 
     @property
     def chaos_state_dir(self) -> Path:

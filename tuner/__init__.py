@@ -26,6 +26,7 @@ from tuner._service import resume_run
 from tuner._service import sweep_orphaned_runs
 from tuner._space import TuningSpace
 from tuner._specs import TuningSpec
+from tuner._specs import check_request
 from tuner._specs import start_run
 from tuner._study import make_sampler
 from tuner._study import open_study
@@ -46,6 +47,7 @@ __all__ = [
     "TuningSpace",
     "TuningSpec",
     "Window",
+    "check_request",
     "constraints",
     "is_stable",
     "list_trials",

@@ -33,11 +33,13 @@ from typing import Any
 
 import httpx
 import optuna
+from sqlalchemy.orm import Session
 
 from controlplane.domain import SLO
 from controlplane.domain import DomainError
 from controlplane.domain import EngineUnreachableError
 from controlplane.domain import RolloutState
+from controlplane.domain import TuningRunState
 from controlplane.engines import adapter_for
 from controlplane.engines.base import EngineAdapter
 from controlplane.guard import RolloutRunner
@@ -50,6 +52,7 @@ from controlplane.store import engines
 from controlplane.store import rollouts
 from controlplane.store import tuning
 from controlplane.store.database import SessionFactory
+from controlplane.store.leases import Lease
 from tuner._measure import BackgroundLoad
 from tuner._measure import LiveLoadMismatchError
 from tuner._measure import LiveMeasurer
@@ -143,7 +146,9 @@ class Tuner:
         stop = stop or threading.Event()
         with self._sessions() as session, session.begin():
             row = tuning.get_run(session, run_id)
-            tuning.move(session, row, "running", actor=ACTOR, expect=("pending",))
+            tuning.move(
+                session, row, TuningRunState.running, actor=ACTOR, expect=(TuningRunState.pending,)
+            )
             engine = engines.get_engine(session, row.engine_id)
             target = engines.engine_target(engine)
             spec = TuningSpec.from_json(row.spec)
@@ -159,12 +164,24 @@ class Tuner:
             base_url=target.url.rstrip("/"),
             stop=stop,
         )
-        lease = _Lease(self._sessions, run_id, self._policy.lease_s, stop, ctx.records)
+        records = ctx.records
+
+        def stamp(session: Session) -> bool:
+            state = tuning.stamp(session, run_id, result={"done": len(records)})
+            return state != TuningRunState.stopping
+
+        lease = Lease(
+            self._sessions,
+            stamp,
+            every_s=self._policy.lease_s,
+            name=f"tuning-lease-{run_id}",
+            on_stop=stop.set,
+        )
         lease.start()
-        final, result = "failed", {}
+        final, result = TuningRunState.failed, {}
         try:
             result = self._tune(ctx)
-            final = "stopped" if stop.is_set() else "done"
+            final = TuningRunState.stopped if stop.is_set() else TuningRunState.done
         except DomainError as exc:
             result = {"error": str(exc)}
             log.warning("tuning run %d failed: %s", run_id, exc)
@@ -185,7 +202,7 @@ class Tuner:
                     row,
                     final,
                     actor=ACTOR,
-                    expect=("running", "stopping"),
+                    expect=(TuningRunState.running, TuningRunState.stopping),
                     result=result,
                 )
             self._emit(ctx, "done", f"run {run_id}: {final}")
@@ -514,42 +531,6 @@ class Tuner:
             self._on_event(event)
         except Exception:  # noqa: BLE001 - a broken progress display must not stop a run
             log.exception("progress callback failed")
-
-
-class _Lease:
-    """Stamps the run's row every ``every`` seconds (its lease) with progress; sets ``stop``
-    when the row says ``stopping`` (a stop requested by another process or the API)."""
-
-    def __init__(
-        self,
-        sessions: SessionFactory,
-        run_id: int,
-        every: float,
-        stop: threading.Event,
-        records: list[TrialRecord],
-    ) -> None:
-        self._sessions, self._id, self._every, self._stop = sessions, run_id, every, stop
-        self._records = records
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"tuning-lease-{run_id}")
-        self._thread.daemon = True
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._done.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._done.wait(self._every):
-            try:
-                with self._sessions() as session, session.begin():
-                    progress = {"done": len(self._records)}
-                    if tuning.stamp(session, self._id, result=progress) == "stopping":
-                        self._stop.set()
-            except Exception:  # noqa: BLE001 - a missed stamp is retried
-                log.debug("lease stamp failed", exc_info=True)
 
 
 def _finished(study: optuna.Study) -> int:

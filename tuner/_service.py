@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from controlplane.domain import ConflictError
 from controlplane.domain import NotFoundError
+from controlplane.domain import TuningRunState
 from controlplane.schemas.tuning import TrialRead
 from controlplane.store import rollouts
 from controlplane.store import tuning
@@ -47,9 +48,9 @@ def sweep_orphaned_runs(
                 tuning.move(
                     session,
                     row,
-                    "interrupted",
+                    TuningRunState.interrupted,
                     actor=actor,
-                    expect=("running", "stopping"),
+                    expect=(TuningRunState.running, TuningRunState.stopping),
                     result={
                         "note": "the process running it stopped; resume with "
                         f"`cplane tuning resume {run_id}`",
@@ -74,11 +75,11 @@ def _fail_running(url: str, study_name: str) -> list[int]:
 def request_stop(session: Session, run_id: int, *, actor: str) -> str:
     """Ask a run to stop after its current trial; a pending one stops at once."""
     row = tuning.get_run(session, run_id)
-    if row.state == "pending":
-        tuning.move(session, row, "stopped", actor=actor, expect=("pending",))
-    elif row.state == "running":
-        tuning.move(session, row, "stopping", actor=actor, expect=("running",))
-    elif row.state != "stopping":
+    if row.state == TuningRunState.pending:
+        tuning.move(session, row, TuningRunState.stopped, actor=actor)
+    elif row.state == TuningRunState.running:
+        tuning.move(session, row, TuningRunState.stopping, actor=actor)
+    elif row.state != TuningRunState.stopping:
         raise ConflictError(f"tuning run {run_id} is {row.state}: nothing to stop")
     return row.state
 
@@ -86,7 +87,8 @@ def request_stop(session: Session, run_id: int, *, actor: str) -> str:
 def resume_run(session: Session, run_id: int, *, actor: str) -> None:
     """Make a stopped or interrupted run pending again; its study keeps every trial."""
     row = tuning.get_run(session, run_id)
-    if row.state not in ("stopped", "interrupted"):
+    resumable = (TuningRunState.stopped, TuningRunState.interrupted)
+    if row.state not in resumable:
         raise ConflictError(f"tuning run {run_id} is {row.state}; only stopped or "
                             "interrupted runs can be resumed")  # fmt: skip
     active = rollouts.active_rollout(session, row.engine_id)
@@ -95,7 +97,7 @@ def resume_run(session: Session, run_id: int, *, actor: str) -> None:
     other = tuning.active_run(session, row.engine_id)
     if other is not None:
         raise ConflictError(f"engine is being tuned by run {other.id}")
-    tuning.move(session, row, "pending", actor=actor, expect=("stopped", "interrupted"))
+    tuning.move(session, row, TuningRunState.pending, actor=actor, expect=resumable)
 
 
 def list_trials(url: str, study_name: str) -> list[TrialRead]:

@@ -31,6 +31,7 @@ from controlplane.store import rollouts
 from controlplane.store import slos as slo_store
 from controlplane.store import tuning
 from controlplane.store.base import utcnow
+from controlplane.store.models import EngineRow
 from controlplane.store.models import TuningRunRow
 from tuner._space import TuningSpace
 
@@ -70,6 +71,26 @@ class TuningSpec:
         return cls(**fields)
 
 
+def check_request(
+    session: Session, *, engine: EngineRow, request: TuningCreate, adapter: EngineAdapter
+) -> tuple[list[str], TuningSpace]:
+    """What a request needs of the engine, whatever it is busy with now: SLOs for the guard
+    to judge trials by, and the knobs named. Returns the guard's SLOs and the run's space.
+
+    Raises:
+        ValidationError: no SLO, or a knob the engine does not offer.
+        EngineUnreachableError: the engine's search space could not be read.
+    """
+    guard_slos = [s.spec() for s in slo_store.engine_slos(session, engine.id)]
+    if not guard_slos:
+        raise ValidationError(
+            f"engine {engine.name!r} has no SLO for the guard to judge trials by: add one "
+            f"with `cplane slo set {engine.name} 'p99_ms<=500'`",
+            field="slo",
+        )
+    return guard_slos, TuningSpace.of(adapter.search_space(), knobs=request.knobs)
+
+
 def start_run(
     session: Session,
     *,
@@ -99,14 +120,7 @@ def start_run(
         raise ConflictError(
             f"engine {engine.name!r} is already being tuned by run {busy.id} ({busy.state})"
         )
-    guard_slos = [s.spec() for s in slo_store.engine_slos(session, engine.id)]
-    if not guard_slos:
-        raise ValidationError(
-            f"engine {engine.name!r} has no SLO for the guard to judge trials by: add one "
-            f"with `cplane slo set {engine.name} 'p99_ms<=500'`",
-            field="slo",
-        )
-    space = TuningSpace.of(adapter.search_space(), knobs=request.knobs)
+    guard_slos, space = check_request(session, engine=engine, request=request, adapter=adapter)
     default: EngineConfig = adapter.current_config()
     spec = TuningSpec(
         engine=engine.name,

@@ -15,6 +15,8 @@ from controlplane import chaos
 from controlplane.api import collectors
 from controlplane.api import errors
 from controlplane.api import guard
+from controlplane.api import scheduler
+from controlplane.api import schedules
 from controlplane.api import tuning
 from controlplane.api.deps import require
 from controlplane.api.routers import PROTECTED
@@ -50,6 +52,8 @@ def create_app(settings: Settings, *, db_engine: Engine | None = None) -> FastAP
     collectors.install(app)
     guard.install(app)
     tuning.install(app)
+    scheduler.install(app)
+    schedules.install(app)
     errors.install(app)
     for router in PUBLIC:
         app.include_router(router)
@@ -62,8 +66,14 @@ def create_app(settings: Settings, *, db_engine: Engine | None = None) -> FastAP
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Chaos leftovers of a crashed process go first: nothing else should run on a network
     # still impaired. Collectors next, so the guard's reconcile runs with metrics flowing;
-    # the tuner last, as it drives the guard (and stops before it at shutdown).
+    # the tuner next, as it drives the guard (and stops before it at shutdown); the scheduler
+    # last, as its jobs act through all of them.
     settings: Settings = app.state.settings
     await run_in_threadpool(chaos.sweep_all, settings.chaos, settings.chaos_state_dir, scan=False)
-    async with collectors.lifespan(app), guard.lifespan(app), tuning.lifespan(app):
+    async with (
+        collectors.lifespan(app),
+        guard.lifespan(app),
+        tuning.lifespan(app),
+        scheduler.lifespan(app),
+    ):
         yield

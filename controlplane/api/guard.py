@@ -68,6 +68,7 @@ def _export_outcomes(app: FastAPI, service: GuardService) -> None:
     )
 
     def count(event: GuardEvent) -> None:
-        counter.labels(event.engine, event.kind.removeprefix("rollout.")).inc()
+        if event.kind.startswith("rollout."):  # other kinds (health.rollback) count apart
+            counter.labels(event.engine, event.kind.removeprefix("rollout.")).inc()
 
     service.events.subscribe(count)

@@ -9,10 +9,13 @@ from controlplane.api.routes import audit
 from controlplane.api.routes import chaos
 from controlplane.api.routes import engines
 from controlplane.api.routes import health
+from controlplane.api.routes import health_watch
 from controlplane.api.routes import ingest
+from controlplane.api.routes import jobs
 from controlplane.api.routes import me
 from controlplane.api.routes import metrics
 from controlplane.api.routes import rollouts
+from controlplane.api.routes import schedules
 from controlplane.api.routes import series
 from controlplane.api.routes import slos
 from controlplane.api.routes import tuning
@@ -28,4 +31,7 @@ PROTECTED: tuple[APIRouter, ...] = (
     slos.router,
     tuning.router,
     chaos.router,
+    schedules.router,
+    health_watch.router,
+    jobs.router,
 )

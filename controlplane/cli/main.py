@@ -15,7 +15,10 @@ from controlplane.cli import agent
 from controlplane.cli import chaos
 from controlplane.cli import db
 from controlplane.cli import engines
+from controlplane.cli import health_watch
+from controlplane.cli import jobs
 from controlplane.cli import rollouts
+from controlplane.cli import schedules
 from controlplane.cli import slos
 from controlplane.cli import tune
 from controlplane.cli import users
@@ -34,6 +37,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 engines.app.command("apply")(rollouts.apply)
+engines.app.command("watch")(health_watch.watch)
 app.add_typer(engines.app, name="engine")
 app.add_typer(rollouts.app, name="rollout")
 app.add_typer(slos.app, name="slo")
@@ -43,6 +47,8 @@ app.add_typer(chaos.app, name="chaos")
 app.command()(agent.agent)
 app.command("tune")(tune.tune)
 app.add_typer(tune.app, name="tuning")
+app.add_typer(schedules.app, name="schedule")
+app.add_typer(jobs.app, name="jobs")
 
 
 @app.callback()

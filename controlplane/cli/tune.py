@@ -75,17 +75,15 @@ def tune(
 ) -> None:
     """Tune ENGINE's knobs under SLO constraints; every trial is a guarded rollout."""
     c = cli_context(ctx)
-    request = TuningCreate.model_validate(
-        {
-            "objective": objective,
-            "slo": slo or [],
-            "load": load,
-            "trials": trials,
-            "knobs": knob or [],
-            "sampler": sampler,
-            "seed": seed,
-            "apply_best": not no_apply,
-        }
+    request = tuning_request(
+        objective=objective,
+        slo=slo or [],
+        load=load,
+        trials=trials,
+        knob=knob or [],
+        sampler=sampler,
+        seed=seed,
+        no_apply=no_apply,
     )
     _sweep(c)
     with c.session() as session:
@@ -104,7 +102,33 @@ def tune(
             adapter.close()
         run_id, study = run.id, run.study_name
     console.print(f"tuning run {run_id} (study {study}) on {engine}")
-    raise typer.Exit(_follow(c, run_id, as_json=as_json))
+    raise typer.Exit(follow(c, run_id, as_json=as_json))
+
+
+def tuning_request(
+    *,
+    objective: str = "goodput",
+    slo: list[str] | None = None,
+    load: str = "concurrency=16",
+    trials: int = 20,
+    knob: list[str] | None = None,
+    sampler: str = "auto",
+    seed: int | None = None,
+    no_apply: bool = False,
+) -> TuningCreate:
+    """The request ``cplane tune``'s options spell (``cplane schedule add --tune`` too)."""
+    return TuningCreate.model_validate(
+        {
+            "objective": objective,
+            "slo": slo or [],
+            "load": load,
+            "trials": trials,
+            "knobs": knob or [],
+            "sampler": sampler,
+            "seed": seed,
+            "apply_best": not no_apply,
+        }
+    )
 
 
 @app.command("list")
@@ -158,7 +182,7 @@ def resume(
     _sweep(c)
     with c.session() as session:
         resume_run(session, run_id, actor=cli_actor())
-    raise typer.Exit(_follow(c, run_id, as_json=as_json))
+    raise typer.Exit(follow(c, run_id, as_json=as_json))
 
 
 def _sweep(c: CliContext) -> None:
@@ -171,7 +195,7 @@ def _sweep(c: CliContext) -> None:
         console.print(f"tuning run {run_id} was orphaned: interrupted, its running trials failed")
 
 
-def _follow(c: CliContext, run_id: int, *, as_json: bool) -> int:
+def follow(c: CliContext, run_id: int, *, as_json: bool) -> int:
     # Every load request and every Optuna trial would otherwise be a log line under the
     # live table; the table and the summary say what matters.
     for name in ("optuna", "httpx", "matplotlib"):

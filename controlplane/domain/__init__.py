@@ -1,5 +1,6 @@
 """Plain typed values shared by every layer: no I/O, no ORM, no framework."""
 
+from controlplane.domain.chaos import ChaosState
 from controlplane.domain.config import ConfigValue
 from controlplane.domain.config import EngineConfig
 from controlplane.domain.config import Knob
@@ -13,22 +14,30 @@ from controlplane.domain.errors import ConflictError
 from controlplane.domain.errors import DomainError
 from controlplane.domain.errors import EngineRejectedError
 from controlplane.domain.errors import EngineUnreachableError
+from controlplane.domain.errors import IllegalTransitionError
 from controlplane.domain.errors import NotFoundError
 from controlplane.domain.errors import PermissionDeniedError
 from controlplane.domain.errors import SchemaOutdatedError
 from controlplane.domain.errors import StoreUnavailableError
 from controlplane.domain.errors import UnauthenticatedError
 from controlplane.domain.errors import ValidationError
+from controlplane.domain.lifecycle import Lifecycle
 from controlplane.domain.roles import Role
 from controlplane.domain.rollouts import RolloutState
 from controlplane.domain.samples import Labels
 from controlplane.domain.samples import Sample
 from controlplane.domain.samples import canonical_labels
 from controlplane.domain.samples import labels_of
+from controlplane.domain.scheduler import Fence
+from controlplane.domain.scheduler import FencedOutError
+from controlplane.domain.scheduler import JobRunState
+from controlplane.domain.scheduler import JobScope
 from controlplane.domain.slo import SLO
 from controlplane.domain.slo import parse_slo
+from controlplane.domain.tuning import TuningRunState
 
 __all__ = [
+    "ChaosState",
     "ConfigValue",
     "EngineConfig",
     "Knob",
@@ -38,7 +47,13 @@ __all__ = [
     "EngineRejectedError",
     "EngineTarget",
     "EngineUnreachableError",
+    "Fence",
+    "FencedOutError",
     "Health",
+    "IllegalTransitionError",
+    "JobRunState",
+    "JobScope",
+    "Lifecycle",
     "MetricMap",
     "MetricSource",
     "Series",
@@ -46,6 +61,7 @@ __all__ = [
     "PermissionDeniedError",
     "Role",
     "RolloutState",
+    "TuningRunState",
     "SLO",
     "SchemaOutdatedError",
     "StoreUnavailableError",

@@ -27,6 +27,16 @@ class ConflictError(DomainError):
     """The change collides with existing state, e.g. a duplicate name (HTTP 409)."""
 
 
+class IllegalTransitionError(ConflictError):
+    """A state change its lifecycle's transition table does not allow (HTTP 409)."""
+
+    def __init__(self, message: str, *, lifecycle: str, current: str, to: str) -> None:
+        super().__init__(message)
+        self.lifecycle = lifecycle
+        self.current = current
+        self.to = to
+
+
 class UnauthenticatedError(DomainError):
     """No credentials, or credentials that match no live token (HTTP 401)."""
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from controlplane.domain.lifecycle import Lifecycle
+
 
 class RolloutState(StrEnum):
     pending = "pending"
@@ -24,22 +26,31 @@ class RolloutState(StrEnum):
         return self in TERMINAL
 
 
-TERMINAL = frozenset({RolloutState.committed, RolloutState.rolled_back, RolloutState.failed})
-ACTIVE = frozenset(RolloutState) - TERMINAL
+ROLLOUT_LIFECYCLE: Lifecycle[RolloutState] = Lifecycle(
+    "rollout",
+    RolloutState,
+    {
+        RolloutState.pending: {RolloutState.applying, RolloutState.failed},
+        RolloutState.applying: {
+            RolloutState.baking,
+            RolloutState.failed,
+            RolloutState.rolled_back,
+        },
+        RolloutState.baking: {
+            RolloutState.committed,
+            RolloutState.rolled_back,
+            RolloutState.failed,
+        },
+        RolloutState.committed: set(),
+        RolloutState.rolled_back: set(),
+        RolloutState.failed: set(),
+    },
+)
 
-TRANSITIONS: dict[RolloutState, frozenset[RolloutState]] = {
-    RolloutState.pending: frozenset({RolloutState.applying, RolloutState.failed}),
-    RolloutState.applying: frozenset(
-        {RolloutState.baking, RolloutState.failed, RolloutState.rolled_back}
-    ),
-    RolloutState.baking: frozenset(
-        {RolloutState.committed, RolloutState.rolled_back, RolloutState.failed}
-    ),
-    RolloutState.committed: frozenset(),
-    RolloutState.rolled_back: frozenset(),
-    RolloutState.failed: frozenset(),
-}
+TRANSITIONS: dict[RolloutState, frozenset[RolloutState]] = ROLLOUT_LIFECYCLE.transitions
+TERMINAL: frozenset[RolloutState] = ROLLOUT_LIFECYCLE.terminal
+ACTIVE: frozenset[RolloutState] = ROLLOUT_LIFECYCLE.active
 
 
 def can_move(current: RolloutState, to: RolloutState) -> bool:
-    return to in TRANSITIONS[current]
+    return ROLLOUT_LIFECYCLE.can_move(current, to)

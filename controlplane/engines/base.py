@@ -73,6 +73,20 @@ class EngineAdapter(Protocol):
         """Whether the engine answers its health check; never raises."""
         ...
 
+    def check_inference(self, timeout_s: float) -> Health:
+        """Serve one real inference request and judge the answer; never raises.
+
+        A tiny greedy completion (one or two tokens) through the engine's own inference API,
+        the path users take, so a health endpoint that answers while inference is broken
+        does not pass. ``ok`` only when the whole answer arrives within ``timeout_s`` and has
+        the expected shape (a choice with text, a finish reason, the tokens counted); the
+        ``detail`` of a failure says which of timeout, error or wrong shape it was.
+
+        Returns:
+            ``Health`` with ``latency_s`` the request's duration (``None`` when no answer).
+        """
+        ...
+
     def close(self) -> None:
         """Release the HTTP client."""
         ...

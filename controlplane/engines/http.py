@@ -68,6 +68,78 @@ def probe(client: httpx.Client, path: str) -> Health:
     return Health(ok=True, detail="ok", latency_s=latency)
 
 
+class ModelName:
+    """The first model an OpenAI-style server lists, read once and kept."""
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+
+    def get(self, client: httpx.Client, timeout: httpx.Timeout) -> str:
+        if self.value is None:
+            body = client.get("/v1/models", timeout=timeout).json()
+            models = body.get("data") if isinstance(body, dict) else None
+            if not models or not isinstance(models[0], dict) or "id" not in models[0]:
+                raise ValueError(f"/v1/models lists no model: {str(body)[:200]}")
+            self.value = str(models[0]["id"])
+        return self.value
+
+
+def check_completion(client: httpx.Client, *, timeout_s: float, model: ModelName) -> Health:
+    """One greedy two-token completion on ``/v1/completions``, judged by its shape."""
+    started = time.monotonic()
+    timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0))
+    try:
+        name = model.get(client, timeout)
+        remaining = timeout_s - (time.monotonic() - started)
+        if remaining <= 0:
+            raise httpx.TimeoutException("no time left after reading the model name")
+        response = client.post(
+            "/v1/completions",
+            json={
+                "model": name,
+                "prompt": "health check",
+                "max_tokens": 2,
+                "temperature": 0,
+                "ignore_eos": True,
+            },
+            timeout=httpx.Timeout(remaining, connect=min(remaining, 3.0)),
+        )
+    except httpx.TimeoutException:
+        return Health(ok=False, detail=f"timeout: no answer within {timeout_s:g} s")
+    except httpx.HTTPError as exc:
+        return Health(ok=False, detail=f"error: {type(exc).__name__}: {exc}")
+    except ValueError as exc:
+        return Health(ok=False, detail=f"wrong shape: {exc}")
+    latency = time.monotonic() - started
+    if response.status_code != 200:
+        detail = f"error: HTTP {response.status_code}: {_message(response)}"
+        return Health(ok=False, detail=detail, latency_s=latency)
+    problem = _completion_problem(response)
+    if problem:
+        return Health(ok=False, detail=f"wrong shape: {problem}", latency_s=latency)
+    return Health(ok=True, detail="ok", latency_s=latency)
+
+
+def _completion_problem(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return "the answer is not JSON"
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return "no choices in the answer"
+    choice = choices[0]
+    if not isinstance(choice.get("text"), str):
+        return "the choice has no text"
+    if choice.get("finish_reason") not in ("length", "stop"):
+        return f"finish_reason {choice.get('finish_reason')!r}"
+    usage = body.get("usage")
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    if not isinstance(tokens, int) or tokens < 1:
+        return f"completion_tokens {tokens!r}, expected at least 1"
+    return None
+
+
 def _message(response: httpx.Response) -> str:
     try:
         body = response.json()

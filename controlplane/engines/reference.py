@@ -24,6 +24,8 @@ from controlplane.domain import MetricMap
 from controlplane.domain import MetricSource
 from controlplane.domain import SearchSpace
 from controlplane.domain import Series
+from controlplane.engines.http import ModelName
+from controlplane.engines.http import check_completion
 from controlplane.engines.http import make_client
 from controlplane.engines.http import probe
 from controlplane.engines.http import request_json
@@ -65,6 +67,7 @@ class ReferenceAdapter:
         self.target = target
         self._client = client or make_client(target)
         self._space: SearchSpace | None = None
+        self._model = ModelName()
 
     @property
     def metrics_url(self) -> str:
@@ -85,6 +88,9 @@ class ReferenceAdapter:
 
     def health(self) -> Health:
         return probe(self._client, "/healthz")
+
+    def check_inference(self, timeout_s: float) -> Health:
+        return check_completion(self._client, timeout_s=timeout_s, model=self._model)
 
     def close(self) -> None:
         self._client.close()

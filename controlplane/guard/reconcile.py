@@ -16,13 +16,11 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_
-from sqlalchemy import update
-
 from controlplane.domain import ConflictError
 from controlplane.domain import RolloutState
 from controlplane.guard.events import EventBus
 from controlplane.guard.events import GuardEvent
+from controlplane.guard.runner import HEALTH_REASON
 from controlplane.guard.runner import AdapterFactory
 from controlplane.guard.runner import restore_last_known_good
 from controlplane.settings import GuardSettings
@@ -31,7 +29,6 @@ from controlplane.store import engines
 from controlplane.store import rollouts
 from controlplane.store.base import utcnow
 from controlplane.store.database import SessionFactory
-from controlplane.store.models import RolloutRow
 
 log = logging.getLogger("controlplane.guard")
 ACTOR = "reconcile"
@@ -64,16 +61,7 @@ def reconcile(
 
 def _claim(sessions: SessionFactory, rollout_id: int, *, cutoff: datetime) -> bool:
     with sessions() as session, session.begin():
-        result = session.execute(
-            update(RolloutRow)
-            .where(
-                RolloutRow.id == rollout_id,
-                or_(RolloutRow.heartbeat_at.is_(None), RolloutRow.heartbeat_at < cutoff),
-            )
-            .values(heartbeat_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        return getattr(result, "rowcount", 0) == 1
+        return rollouts.claim_abandoned(session, rollout_id, cutoff)
 
 
 def _settle(
@@ -90,6 +78,9 @@ def _settle(
         target = engines.engine_target(engine)
         lkg = configs.last_known_good(session, engine.id)
         lkg_config = dict(lkg.config) if lkg else dict(row.evidence.get("from_config", {}))
+        if row.reason == HEALTH_REASON and row.evidence.get("to_config"):
+            # A health rollback's target is the good config; LKG is still the failing one.
+            lkg_config = dict(row.evidence["to_config"])
         state = RolloutState(row.state)
     started = time.monotonic()
     if state is RolloutState.pending:

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-from sqlalchemy import update
-
 from collectors import histogram_quantile
 from controlplane.domain import SLO
 from controlplane.domain import ConflictError
@@ -44,12 +42,17 @@ from controlplane.store import configs
 from controlplane.store import engines
 from controlplane.store import rollouts
 from controlplane.store import slos as slo_store
-from controlplane.store.base import utcnow
 from controlplane.store.database import SessionFactory
+from controlplane.store.leases import Lease
 from controlplane.store.models import RolloutRow
 
 AdapterFactory = Callable[[EngineTarget], EngineAdapter]
+# Waits up to the given seconds for the event; True if it was set. The runner's only way to
+# pass time, so a test can run a whole bake on a fake clock.
+Wait = Callable[[threading.Event, float], bool]
 ACTOR = "guard"
+# The reason of a rollout the health watch starts: restore, without a baseline or a bake.
+HEALTH_REASON = "health"
 MAX_DECISIONS = 240
 
 
@@ -65,6 +68,7 @@ class _Plan:
     to_config_id: int | None
     slos: tuple[SLO, ...]
     bake_s: float
+    reason: str = ""
 
 
 @dataclass
@@ -88,12 +92,15 @@ class RolloutRunner:
         events: EventBus | None = None,
         adapter_factory: AdapterFactory = adapter_for,
         clock: Callable[[], float] = time.monotonic,
+        wait: Wait | None = None,
     ) -> None:
+        """``clock`` and ``wait`` go together: a fake clock's ``wait`` advances it."""
         self._sessions = session_factory
         self._policy = policy
         self._events = events or EventBus()
         self._adapter_factory = adapter_factory
         self._clock = clock
+        self._wait: Wait = wait or _wait
 
     # -- public ---------------------------------------------------------------------------
 
@@ -103,7 +110,14 @@ class RolloutRunner:
         plan = self._load(rollout_id)
         adapter = self._adapter_factory(plan.target)
         probe = MetricsProbe(adapter, timeout_s=max(0.5, self._policy.interval_s * 4))
-        heartbeat = _Heartbeat(self._sessions, rollout_id, self._policy.heartbeat_s, stop)
+        heartbeat = Lease(
+            self._sessions,
+            lambda session: rollouts.stamp_heartbeat(session, rollout_id),
+            every_s=self._policy.heartbeat_s,
+            name=f"heartbeat-{rollout_id}",
+            on_stop=stop.set,
+            stamp_at_start=True,
+        )
         heartbeat.start()
         try:
             return self._run(plan, adapter, probe, stop)
@@ -119,6 +133,8 @@ class RolloutRunner:
     def _run(
         self, plan: _Plan, adapter: EngineAdapter, probe: MetricsProbe, stop: threading.Event
     ) -> RolloutState:
+        if plan.reason == HEALTH_REASON:
+            return self._restore(plan, adapter)
         baseline = self._baseline(plan, probe, stop)
         self._move(plan, RolloutState.applying, evidence={"baseline": baseline["evidence"]})
         started = self._clock()
@@ -147,7 +163,7 @@ class RolloutRunner:
         """Before the change: how often does the current config violate each SLO?"""
         first = probe.snapshot()
         if self._policy.baseline_s > 0:
-            stop.wait(self._policy.baseline_s)
+            self._wait(stop, self._policy.baseline_s)
         last = probe.snapshot()
         p0: dict[str, float] = {}
         per_slo: dict[str, Any] = {}
@@ -194,7 +210,7 @@ class RolloutRunner:
         reference: Snapshot | None = None
         last_logged = -math.inf
         while True:
-            if stop.wait(policy.interval_s):
+            if self._wait(stop, policy.interval_s):
                 at = self._clock() - start
                 requested = self._rollback_requested(plan.rollout_id)
                 return _Outcome("operator", f"rollback requested by {requested}", at), decisions
@@ -263,6 +279,32 @@ class RolloutRunner:
                 )
                 return _Outcome("inconclusive", summary, elapsed), decisions
 
+    def _restore(self, plan: _Plan, adapter: EngineAdapter) -> RolloutState:
+        """A health rollback: the engine fails its inference checks, so there is no baseline
+        to measure and nothing to bake against. The target is the config the engine served
+        well before the change (its last known good until that change committed); it is
+        applied with the retries of a rollback, since a failing engine may answer late, and
+        committed once the engine serves it and answers its health check. If it cannot be
+        restored within ``rollback_timeout_s`` the rollout fails and says so."""
+        self._move(plan, RolloutState.applying, evidence={"baseline": {"skipped": "health"}})
+        restore = restore_last_known_good(
+            adapter,
+            plan.changes,
+            timeout_s=self._policy.rollback_timeout_s,
+            clock=self._clock,
+            sleep=lambda seconds: self._wait(threading.Event(), seconds),
+        )
+        if not restore["restored"]:
+            error = f"restoring the previous config failed: {restore['error']}"
+            evidence = {"restore": restore, "verdict": {"outcome": "unrestored", "summary": error}}
+            self._move(plan, RolloutState.failed, evidence=evidence, error=error)
+            self._emit(plan, "rollout.failed", error, evidence)
+            return RolloutState.failed
+        self._move(plan, RolloutState.baking, evidence={"served_config": restore["served_config"]})
+        summary = f"previous config restored in {restore['duration_s']:.1f} s"
+        outcome = _Outcome("pass", summary, float(restore["duration_s"]))
+        return self._commit(plan, outcome, {"restore": restore, "verdict": _verdict_json(outcome)})
+
     # -- endings --------------------------------------------------------------------------
 
     def _commit(self, plan: _Plan, outcome: _Outcome, evidence: dict[str, Any]) -> RolloutState:
@@ -299,7 +341,11 @@ class RolloutRunner:
         fail_anyway: bool = False,
     ) -> RolloutState:
         restore = restore_last_known_good(
-            adapter, plan.lkg_config, timeout_s=self._policy.rollback_timeout_s, clock=self._clock
+            adapter,
+            plan.lkg_config,
+            timeout_s=self._policy.rollback_timeout_s,
+            clock=self._clock,
+            sleep=lambda seconds: self._wait(threading.Event(), seconds),
         )
         evidence = {
             **(evidence or {}),
@@ -341,6 +387,7 @@ class RolloutRunner:
                 to_config_id=row.to_config_id,
                 slos=slos,
                 bake_s=float(evidence.get("bake_s") or self._policy.bake_s),
+                reason=row.reason,
             )
 
     def _move(
@@ -388,6 +435,7 @@ def restore_last_known_good(
     *,
     timeout_s: float,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> dict[str, Any]:
     """Apply ``lkg`` until the engine serves it and answers its health check, or time out.
 
@@ -420,44 +468,11 @@ def restore_last_known_good(
                 "duration_s": round(clock() - started, 3),
                 "error": error,
             }
-        time.sleep(0.2)
+        sleep(0.2)
 
 
-class _Heartbeat:
-    """Stamps the rollout every ``every`` seconds; sets ``stop`` if an operator asked for a
-    rollback from another process (the request is a flag in the rollout's evidence)."""
-
-    def __init__(
-        self, sessions: SessionFactory, rollout_id: int, every: float, stop: threading.Event
-    ) -> None:
-        self._sessions, self._id, self._every, self._stop = sessions, rollout_id, every, stop
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{rollout_id}")
-        self._thread.daemon = True
-
-    def start(self) -> None:
-        self._beat()
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._done.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._done.wait(self._every):
-            try:
-                self._beat()
-            except Exception:  # noqa: BLE001 - a missed beat is retried; the bake goes on
-                continue
-
-    def _beat(self) -> None:
-        with self._sessions() as session, session.begin():
-            session.execute(
-                update(RolloutRow).where(RolloutRow.id == self._id).values(heartbeat_at=utcnow())
-            )
-            row = session.get(RolloutRow, self._id)
-            if row is not None and row.evidence.get("rollback_requested_by"):
-                self._stop.set()
+def _wait(stop: threading.Event, seconds: float) -> bool:
+    return stop.wait(seconds)
 
 
 def _matches(served: dict[str, Any], wanted: dict[str, Any]) -> bool:

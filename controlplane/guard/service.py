@@ -1,5 +1,6 @@
 """The guard inside a long-running process (the API server): a bounded pool of runners, a
-periodic reconcile, and the hooks an operator's approve / rollback need."""
+reconcile at start-up, and the hooks an operator's approve / rollback need. The periodic
+reconcile while the server runs is the scheduler's ``reconcile`` job (on the leader)."""
 
 from __future__ import annotations
 
@@ -48,11 +49,13 @@ class GuardService:
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="guard")
         self._stops: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._reconciler = threading.Thread(target=self._reconcile_loop, name="guard-reconcile")
-        self._reconciler.daemon = True
+        self._reconciler = threading.Thread(
+            target=self._reconcile_once, name="guard-reconcile", daemon=True
+        )
 
     def start(self) -> None:
+        """Reconcile what a crashed process left mid-rollout, in the background: an engine
+        that does not answer must not hold up the server's start."""
         self._reconciler.start()
 
     def submit(self, rollout_id: int) -> Future[RolloutState]:
@@ -81,7 +84,6 @@ class GuardService:
 
     def shutdown(self) -> None:
         """Roll back what is still baking (a change is never left unguarded), then stop."""
-        self._closing.set()
         with self._lock:
             for stop in self._stops.values():
                 stop.set()
@@ -110,10 +112,8 @@ class GuardService:
         except Exception:  # noqa: BLE001 - observability must not break the guard
             log.exception("watching hook failed for rollout %d", rollout_id)
 
-    def _reconcile_loop(self) -> None:
-        while not self._closing.is_set():
-            try:
-                self.reconcile_now()
-            except Exception:  # noqa: BLE001 - retried on the next round
-                log.exception("reconcile failed; retrying")
-            self._closing.wait(max(1.0, self._policy.stale_after_s / 2))
+    def _reconcile_once(self) -> None:
+        try:
+            self.reconcile_now()
+        except Exception:  # noqa: BLE001 - the scheduler's reconcile job retries
+            log.exception("start-up reconcile failed; the scheduler's reconcile job retries")

@@ -7,19 +7,23 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from controlplane.domain import ChaosState
 from controlplane.domain import ConflictError
+from controlplane.domain import IllegalTransitionError
 from controlplane.domain import NotFoundError
 from controlplane.domain import Sample
+from controlplane.domain.chaos import CHAOS_ACTION
+from controlplane.domain.chaos import CHAOS_LIFECYCLE
 from controlplane.store import audit
 from controlplane.store.base import utcnow
+from controlplane.store.lifecycle import transition
 from controlplane.store.models import ChaosExperimentRow
 from controlplane.store.models import RolloutRow
 from controlplane.store.samples import fetch_series
 
-TERMINAL = ("completed", "aborted", "failed")
+TERMINAL = tuple(s.value for s in ChaosState if s in CHAOS_LIFECYCLE.terminal)
 
 
 def start_experiment(
@@ -40,7 +44,7 @@ def start_experiment(
         duration_s=duration_s,
         expected=expected,
         hypothesis={"slos": hypothesis},
-        state="running",
+        state=ChaosState.running.value,
         mechanisms={},
         result={},
         actor=actor,
@@ -68,7 +72,7 @@ def finish_experiment(
     session: Session,
     experiment_id: int,
     *,
-    state: str,
+    state: ChaosState | str,
     result: dict[str, Any],
     actor: str,
     error: str | None = None,
@@ -76,23 +80,43 @@ def finish_experiment(
     slo_violation_s: float | None = None,
 ) -> ChaosExperimentRow:
     """Store the result; the state moves only from ``running`` (an abort keeps its state)."""
+    ending = CHAOS_LIFECYCLE.parse(state)
     row = get_experiment(session, experiment_id)
-    row.result = {**(row.result or {}), **result}
-    row.failed_requests = failed_requests
-    row.slo_violation_s = slo_violation_s
+    values: dict[str, Any] = {
+        "result": {**(row.result or {}), **result},
+        "failed_requests": failed_requests,
+        "slo_violation_s": slo_violation_s,
+        "finished_at": row.finished_at or utcnow(),
+    }
     if error is not None:
-        row.error = error
-    if row.state == "running":
-        row.state = state
-    row.finished_at = row.finished_at or utcnow()
+        values["error"] = error
+    detail = {"mechanisms": row.mechanisms, "error": error} if error else {}
+    if row.state == ChaosState.running.value:
+        try:
+            return transition(
+                session,
+                row,
+                ending,
+                lifecycle=CHAOS_LIFECYCLE,
+                actor=actor,
+                values=values,
+                action=CHAOS_ACTION,
+                detail=detail,
+            )
+        except IllegalTransitionError:
+            raise
+        except ConflictError:
+            session.refresh(row)  # aborted meanwhile: keep that, store the result below
+    for name, value in values.items():
+        setattr(row, name, value)
     session.flush()
     audit.record(
         session,
         actor=actor,
-        action=f"chaos.{state}",
-        target_type="chaos_experiment",
+        action=f"{CHAOS_ACTION}.{ending.value}",
+        target_type=CHAOS_LIFECYCLE.name,
         target_id=row.id,
-        detail={"mechanisms": row.mechanisms, "error": error} if error else {},
+        detail=detail,
     )
     return row
 
@@ -104,23 +128,21 @@ def mark_aborted(session: Session, experiment_id: int, *, actor: str) -> ChaosEx
         ConflictError: the experiment has already finished.
     """
     row = get_experiment(session, experiment_id)
-    result = session.execute(
-        update(ChaosExperimentRow)
-        .where(ChaosExperimentRow.id == experiment_id, ChaosExperimentRow.state == "running")
-        .values(state="aborted", finished_at=utcnow(), updated=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(result, "rowcount", 1) != 1:
-        raise ConflictError(f"chaos experiment {experiment_id} is {row.state}: nothing to abort")
-    session.refresh(row)
-    audit.record(
-        session,
-        actor=actor,
-        action="chaos.abort",
-        target_type="chaos_experiment",
-        target_id=experiment_id,
-    )
-    return row
+    try:
+        return transition(
+            session,
+            row,
+            ChaosState.aborted,
+            lifecycle=CHAOS_LIFECYCLE,
+            actor=actor,
+            expect=(ChaosState.running,),
+            event=f"{CHAOS_ACTION}.abort",
+        )
+    except ConflictError as exc:
+        session.refresh(row)
+        raise ConflictError(
+            f"chaos experiment {experiment_id} is {row.state}: nothing to abort"
+        ) from exc
 
 
 def get_experiment(session: Session, experiment_id: int) -> ChaosExperimentRow:

@@ -300,3 +300,104 @@ class ChaosExperimentRow(Timestamped, Base):
     # What the fault cost the engine; NULL when not measured (no engine, or no samples).
     failed_requests: Mapped[int | None] = mapped_column(Integer)
     slo_violation_s: Mapped[float | None] = mapped_column(Float)
+
+
+class SchedulerLeaseRow(Base):
+    """A named lease (the scheduler's leader lease): who holds it until when, and the fencing
+    token, raised by one on every acquisition, that every job write compares with its own."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    token: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    acquired_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+
+
+class JobRow(Timestamped, Base):
+    """A system job's definition (retention, sweeps, reconcile), editable through the API."""
+
+    __tablename__ = "jobs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    interval_s: Mapped[float] = mapped_column(Float)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    updated_by: Mapped[str] = mapped_column(String(128))
+
+
+class ScheduleRow(Timestamped, Base):
+    """A scheduled tuning run: an engine, a cron expression in an IANA timezone, the tuning
+    spec (the body of ``POST /tuning-runs``) and the rules that skip a firing."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    engine_id: Mapped[int] = mapped_column(
+        ForeignKey("engines.id", ondelete="CASCADE"), index=True
+    )
+    cron: Mapped[str] = mapped_column(String(128))
+    timezone: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    skip: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class JobRunRow(Timestamped, Base):
+    """One firing of a job: started -> done | failed, or skipped with a reason code.
+
+    Unique per (job, scheduled time): whichever process fires a given time first records it,
+    and any other attempt finds the row and does nothing.
+    """
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "scheduled_for"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(96))
+    schedule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("schedules.id", ondelete="SET NULL"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    scheduled_for: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    fence_token: Mapped[int | None] = mapped_column(BigInteger)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    tuning_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tuning_runs.id", ondelete="SET NULL")
+    )
+
+
+class HealthWatchRow(Timestamped, Base):
+    """An engine's health watch: overrides of the settings (NULL: the setting's default) and
+    the watch's state, so a new leader goes on counting where the old one stopped."""
+
+    __tablename__ = "health_watches"
+
+    engine_id: Mapped[int] = mapped_column(
+        ForeignKey("engines.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    enabled: Mapped[bool | None] = mapped_column(Boolean)
+    interval_s: Mapped[float | None] = mapped_column(Float)
+    failures: Mapped[int | None] = mapped_column(Integer)
+    window_s: Mapped[float | None] = mapped_column(Float)
+    # The committed rollout the counts below belong to; a newer commit starts afresh.
+    watched_rollout_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rollouts.id", ondelete="SET NULL")
+    )
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_check_at: Mapped[datetime | None]
+    last_ok_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    rollback_rollout_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rollouts.id", ondelete="SET NULL")
+    )
+    updated_by: Mapped[str] = mapped_column(String(128))

@@ -1,12 +1,16 @@
 """Persisted rollouts. Two rules hold in the database, not in application code that could
 race: one active rollout per engine (partial unique index), and a state moves only from the
-state the mover read (compare-and-set UPDATE), so a guard and a start-up reconcile that act
-on the same rollout cannot both win."""
+state the mover read (compare-and-set UPDATE, :func:`controlplane.store.lifecycle.transition`),
+so a guard and a start-up reconcile that act on the same rollout cannot both win. The
+heartbeat a guarding process stamps and the claim a reconciler takes are compare-and-set
+UPDATEs here too."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -16,9 +20,10 @@ from controlplane.domain import ConflictError
 from controlplane.domain import NotFoundError
 from controlplane.domain import RolloutState
 from controlplane.domain.rollouts import ACTIVE
-from controlplane.domain.rollouts import can_move
+from controlplane.domain.rollouts import ROLLOUT_LIFECYCLE
 from controlplane.store import audit
 from controlplane.store.base import utcnow
+from controlplane.store.lifecycle import transition
 from controlplane.store.models import RolloutRow
 
 
@@ -80,38 +85,53 @@ def move(
     """Move ``rollout`` to ``to``, merging ``evidence`` into what it already holds.
 
     Raises:
-        ConflictError: the move is illegal, or someone else moved the rollout first.
+        IllegalTransitionError: the state machine does not allow the move (a ConflictError).
+        ConflictError: someone else moved the rollout first.
     """
-    current = RolloutState(rollout.state)
-    if not can_move(current, to):
-        raise ConflictError(f"rollout {rollout.id} cannot move from {current} to {to}")
-    values: dict[str, Any] = {
-        "state": to.value,
-        "evidence": {**(rollout.evidence or {}), **(evidence or {})},
-        "updated": utcnow(),
-    }
+    values: dict[str, Any] = {"evidence": {**(rollout.evidence or {}), **(evidence or {})}}
     if error is not None:
         values["error"] = error
-    if to.terminal:
-        values["finished_at"] = utcnow()
-    result = session.execute(
+    return transition(
+        session,
+        rollout,
+        to,
+        lifecycle=ROLLOUT_LIFECYCLE,
+        actor=actor,
+        values=values,
+        detail={"error": error} if error else None,
+    )
+
+
+def stamp_heartbeat(session: Session, rollout_id: int) -> bool:
+    """Renew the lease of the process guarding the rollout.
+
+    Returns ``False`` when its runner should stop: an operator asked for a rollback (a flag
+    in the evidence, set from whatever process) or the rollout is gone. Fits
+    :class:`controlplane.store.leases.Lease` as its stamp.
+    """
+    session.execute(
         update(RolloutRow)
-        .where(RolloutRow.id == rollout.id, RolloutRow.state == current.value)
-        .values(**values)
+        .where(RolloutRow.id == rollout_id)
+        .values(heartbeat_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if getattr(result, "rowcount", 1) != 1:
-        raise ConflictError(f"rollout {rollout.id} was moved by someone else")
-    session.refresh(rollout)
-    audit.record(
-        session,
-        actor=actor,
-        action=f"rollout.{to.value}",
-        target_type="rollout",
-        target_id=rollout.id,
-        detail={"from": current.value, "error": error} if error else {"from": current.value},
+    evidence = session.scalar(select(RolloutRow.evidence).where(RolloutRow.id == rollout_id))
+    return evidence is not None and not evidence.get("rollback_requested_by")
+
+
+def claim_abandoned(session: Session, rollout_id: int, cutoff: datetime) -> bool:
+    """Take over a rollout nobody has stamped since ``cutoff`` (compare-and-set on the
+    heartbeat), so of two reconcilers only one restores the engine. ``True`` if claimed."""
+    result = session.execute(
+        update(RolloutRow)
+        .where(
+            RolloutRow.id == rollout_id,
+            or_(RolloutRow.heartbeat_at.is_(None), RolloutRow.heartbeat_at < cutoff),
+        )
+        .values(heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
-    return rollout
+    return getattr(result, "rowcount", 0) == 1
 
 
 def get_rollout(session: Session, rollout_id: int) -> RolloutRow:

@@ -3,7 +3,8 @@
 A run's lease is its ``updated`` column: the process running it stamps it every few
 seconds, so a run left ``running`` by a crashed process is recognised by an old stamp and
 nothing else (Optuna's own heartbeat does not cover ask / tell). States move by
-compare-and-set, like rollouts, so a sweep and a live runner cannot both win.
+compare-and-set through the run's lifecycle (:mod:`controlplane.domain.tuning`), like
+rollouts, so a sweep and a live runner cannot both win.
 """
 
 from __future__ import annotations
@@ -18,16 +19,21 @@ from sqlalchemy.orm import Session
 
 from controlplane.domain import ConflictError
 from controlplane.domain import NotFoundError
+from controlplane.domain import TuningRunState
+from controlplane.domain.tuning import FINAL
+from controlplane.domain.tuning import TUNING_ACTION
+from controlplane.domain.tuning import TUNING_RUN_LIFECYCLE
 from controlplane.store import audit
 from controlplane.store.base import utcnow
+from controlplane.store.lifecycle import transition
 from controlplane.store.models import TuningRunRow
 
-# pending -> running -> (stopping ->) done | stopped | failed | interrupted;
-# stopped | interrupted -> pending (resume)
-ACTIVE_STATES = ("pending", "running", "stopping")
-TERMINAL_STATES = ("done", "stopped", "failed", "interrupted")
+ACTIVE_STATES = tuple(s.value for s in TuningRunState if s in TUNING_RUN_LIFECYCLE.active)
+TERMINAL_STATES = tuple(s.value for s in TuningRunState if s in TUNING_RUN_LIFECYCLE.terminal)
 # Stopped and interrupted runs may be resumed (back to pending); these never change again.
-FINAL_STATES = ("done", "failed")
+FINAL_STATES = tuple(s.value for s in TuningRunState if s in FINAL)
+# A process holds these and stamps their lease; a stale stamp means the process is gone.
+LEASED_STATES = (TuningRunState.running.value, TuningRunState.stopping.value)
 
 
 def create_run(
@@ -53,7 +59,7 @@ def create_run(
     row = TuningRunRow(
         engine_id=engine_id,
         study_name=study_name,
-        state="pending",
+        state=TuningRunState.pending.value,
         objective=objective,
         spec=spec,
         actor=actor,
@@ -102,47 +108,39 @@ def active_run(session: Session, engine_id: int) -> TuningRunRow | None:
 def move(
     session: Session,
     run: TuningRunRow,
-    to: str,
+    to: TuningRunState | str,
     *,
     actor: str,
-    expect: tuple[str, ...] | None = None,
+    expect: tuple[TuningRunState | str, ...] | None = None,
     result: dict[str, Any] | None = None,
 ) -> TuningRunRow:
     """Move ``run`` to ``to`` if it is still in one of ``expect`` (default: its state now).
 
     Raises:
+        IllegalTransitionError: the run's lifecycle does not allow the move.
         ConflictError: someone else moved the run first, or it has already finished.
     """
-    expect = expect or (run.state,)
     if run.state in FINAL_STATES:
         raise ConflictError(f"tuning run {run.id} is {run.state}: it has finished")
-    values: dict[str, Any] = {"state": to, "updated": utcnow()}
+    target = TUNING_RUN_LIFECYCLE.parse(to)
+    sources = None if expect is None else [TUNING_RUN_LIFECYCLE.parse(s) for s in expect]
+    values: dict[str, Any] = {}
     if result is not None:
         values["result"] = {**(run.result or {}), **result}
-    if to == "running" and run.started_at is None:
-        values["started_at"] = utcnow()
-    if to in TERMINAL_STATES:
-        values["finished_at"] = utcnow()
-    elif to == "running":
-        values["finished_at"] = None
-    outcome = session.execute(
-        update(TuningRunRow)
-        .where(TuningRunRow.id == run.id, TuningRunRow.state.in_(expect))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(outcome, "rowcount", 1) != 1:
-        raise ConflictError(f"tuning run {run.id} was moved by someone else")
-    session.refresh(run)
-    audit.record(
+    if target is TuningRunState.running:
+        values["finished_at"] = None  # a resumed run is not finished any more
+        if run.started_at is None:
+            values["started_at"] = utcnow()
+    return transition(
         session,
+        run,
+        target,
+        lifecycle=TUNING_RUN_LIFECYCLE,
         actor=actor,
-        action=f"tuning.{to}",
-        target_type="tuning_run",
-        target_id=run.id,
-        detail={"from": expect[0] if len(expect) == 1 else list(expect)},
+        expect=sources,
+        values=values,
+        action=TUNING_ACTION,
     )
-    return run
 
 
 def stamp(session: Session, run_id: int, *, result: dict[str, Any] | None = None) -> str:
@@ -166,7 +164,7 @@ def stale_runs(session: Session, *, cutoff: datetime) -> list[TuningRunRow]:
     return list(
         session.scalars(
             select(TuningRunRow).where(
-                TuningRunRow.state.in_(("running", "stopping")), TuningRunRow.updated < cutoff
+                TuningRunRow.state.in_(LEASED_STATES), TuningRunRow.updated < cutoff
             )
         )
     )

@@ -1,5 +1,8 @@
-"""Tuner tests: a real reference engine, a migrated SQLite store (Optuna's tables in the same
-file), guard and measurement policies shortened so a whole tuning run fits in CI."""
+"""Tuner tests on the shared store fixture (SQLite and PostgreSQL, migrated once per session;
+Optuna's tables in the same database), guard and measurement policies shortened so a whole
+tuning run fits in CI. Whole runs on a real reference engine run on SQLite only
+(``SQLITE_ONLY``): the engine is what they cost, and the store's side of a run (leases,
+sweeps, stop and resume, Optuna's storage) is tested on both backends by the cheap tests."""
 
 from __future__ import annotations
 
@@ -19,10 +22,8 @@ from controlplane.settings import GuardSettings
 from controlplane.settings import Settings
 from controlplane.settings import TunerSettings
 from controlplane.store import engines
-from controlplane.store import schema
 from controlplane.store import slos
 from controlplane.store.database import SessionFactory
-from controlplane.store.database import make_engine
 from controlplane.store.database import make_session_factory
 from controlplane.store.database import unit_of_work
 from controlplane.store.models import TuningRunRow
@@ -56,26 +57,20 @@ FAST_TUNER = TunerSettings(
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, guard=FAST_GUARD, tuner=FAST_TUNER)
+def settings(db_engine: Engine, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=storage_url(db_engine), data_dir=tmp_path, guard=FAST_GUARD, tuner=FAST_TUNER
+    )
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[Engine]:
-    engine = make_engine(settings)
-    schema.upgrade(engine)
-    yield engine
-    engine.dispose()
+def sessions(db_engine: Engine) -> SessionFactory:
+    return make_session_factory(db_engine)
 
 
 @pytest.fixture
-def sessions(store: Engine) -> SessionFactory:
-    return make_session_factory(store)
-
-
-@pytest.fixture
-def url(store: Engine) -> str:
-    return storage_url(store)
+def url(db_engine: Engine) -> str:
+    return storage_url(db_engine)
 
 
 def register(

@@ -18,9 +18,9 @@ from controlplane.store.database import unit_of_work
 from controlplane.store.models import TuningRunRow
 from tests.tuner.conftest import register
 from tests.tuner.conftest import start
+from tuner import opened_storage
 from tuner import request_stop
 from tuner import resume_run
-from tuner import storage
 from tuner import sweep_orphaned_runs
 
 
@@ -48,13 +48,14 @@ def test_running_trials_of_a_dead_process_are_failed_on_restart(
     # A process took the run and asked for two trials, then died without telling either.
     with unit_of_work(sessions) as s:
         tuning.move(s, tuning.get_run(s, row.id), "running", actor="t", expect=("pending",))
-    study = optuna.create_study(storage=storage(url), study_name=row.study_name)
     dist: dict[str, optuna.distributions.BaseDistribution] = {
         "max_batch_size": optuna.distributions.CategoricalDistribution((1, 2, 4))
     }
-    done = study.ask(dist)
-    study.tell(done, 1.0)
-    orphans = [study.ask(dist), study.ask(dist)]
+    with opened_storage(url) as opened:
+        study = optuna.create_study(storage=opened, study_name=row.study_name)
+        done = study.ask(dist)
+        study.tell(done, 1.0)
+        orphans = [study.ask(dist), study.ask(dist)]
     # Its lease is still fresh: nothing is swept.
     assert sweep_orphaned_runs(sessions, url=url, stale_after_s=30) == []
     with unit_of_work(sessions) as s:
@@ -64,7 +65,9 @@ def test_running_trials_of_a_dead_process_are_failed_on_restart(
             .values(updated=utcnow() - timedelta(seconds=60))
         )
     assert sweep_orphaned_runs(sessions, url=url, stale_after_s=30) == [row.id]
-    states = [t.state for t in optuna.load_study(study_name=row.study_name, storage=url).trials]
+    with opened_storage(url) as opened:
+        trials = optuna.load_study(study_name=row.study_name, storage=opened).trials
+    states = [t.state for t in trials]
     assert states == [optuna.trial.TrialState.COMPLETE] + [optuna.trial.TrialState.FAIL] * 2
     with sessions() as s:
         run = tuning.get_run(s, row.id)

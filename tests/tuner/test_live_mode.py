@@ -12,6 +12,7 @@ import pytest
 
 from controlplane.settings import Settings
 from controlplane.store.database import SessionFactory
+from tests.fixtures.db import SQLITE_ONLY
 from tests.fixtures.engines import RunningEngine
 from tests.tuner.conftest import start_on
 from tuner import Tuner
@@ -19,6 +20,8 @@ from tuner import TuningEvent
 from tuner.loadgen import LoadSpec
 from tuner.loadgen import RequestShape
 from tuner.loadgen import run_load_sync
+
+pytestmark = SQLITE_ONLY
 
 BASE_RPS = 20.0
 PEAK_RPS = 45.0

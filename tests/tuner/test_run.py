@@ -17,12 +17,15 @@ from controlplane.settings import Settings
 from controlplane.store import rollouts
 from controlplane.store import tuning
 from controlplane.store.database import SessionFactory
+from tests.fixtures.db import SQLITE_ONLY
 from tests.fixtures.engines import RunningEngine
 from tests.tuner.conftest import running_engine_config
 from tests.tuner.conftest import start_on
 from tuner import Tuner
 from tuner import TuningEvent
 from tuner import list_trials
+
+pytestmark = SQLITE_ONLY
 
 
 class _CrashingOnce:

@@ -69,6 +69,16 @@ class EngineAdapterContract:
         assert health.ok, health.detail
         assert health.latency_s is not None and health.latency_s >= 0
 
+    def test_check_inference_serves_a_real_request(self, adapter: EngineAdapter) -> None:
+        health = adapter.check_inference(timeout_s=30.0)
+        assert health.ok, health.detail
+        assert health.latency_s is not None and health.latency_s > 0
+
+    def test_check_inference_times_out_rather_than_hangs(self, adapter: EngineAdapter) -> None:
+        health = adapter.check_inference(timeout_s=1e-4)
+        assert not health.ok
+        assert health.detail.startswith(("timeout", "error")), health.detail
+
     def test_every_mapped_metric_is_exposed(
         self, adapter: EngineAdapter, send_request: Callable[[], None]
     ) -> None:

@@ -97,3 +97,48 @@ def test_failed_requests_are_counted_once_and_client_mistakes_not_at_all() -> No
     failed = sum(s.value for s in samples if s.metric == "requests_failed_total")
     succeeded = sum(s.value for s in samples if s.metric == "requests_succeeded_total")
     assert (failed, succeeded) == (2 + 1 + 3, 90)
+
+
+def test_check_inference_of_an_unreachable_engine_is_an_error() -> None:
+    target = EngineTarget(name="gone", kind="reference", url=f"http://127.0.0.1:{free_port()}")
+    adapter = adapter_for(target)
+    try:
+        health = adapter.check_inference(timeout_s=2.0)
+        assert not health.ok and health.detail.startswith("error: "), health.detail
+    finally:
+        adapter.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"choices": []}, "no choices"),
+        ({"choices": [{"finish_reason": "length"}]}, "no text"),
+        ({"choices": [{"text": "x", "finish_reason": None}]}, "finish_reason None"),
+        ({"choices": [{"text": "x", "finish_reason": "length"}]}, "completion_tokens None"),
+        (
+            {
+                "choices": [{"text": "x", "finish_reason": "length"}],
+                "usage": {"completion_tokens": 0},
+            },
+            "completion_tokens 0",
+        ),
+    ],
+)
+def test_check_inference_refuses_a_wrong_shaped_answer(
+    body: dict[str, object], problem: str
+) -> None:
+    def serve(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "m"}]})
+        return httpx.Response(200, json=body)
+
+    target = EngineTarget(name="odd", kind="reference", url="http://odd.invalid")
+    client = httpx.Client(base_url=target.url, transport=httpx.MockTransport(serve))
+    adapter = ReferenceAdapter(target, client=client)
+    try:
+        health = adapter.check_inference(timeout_s=2.0)
+        assert not health.ok
+        assert health.detail.startswith("wrong shape: ") and problem in health.detail
+    finally:
+        adapter.close()

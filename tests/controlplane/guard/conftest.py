@@ -1,5 +1,7 @@
-"""Guard tests run a real reference engine process under real load from the project's load
-generator, on a migrated SQLite store (the store suite already covers PostgreSQL)."""
+"""Guard tests on the shared store fixture (SQLite and PostgreSQL, migrated once per session):
+the runner's logic on the fake engine and a fake clock on both backends; the end-to-end
+paths on a real reference engine process under real load from the project's load generator,
+on SQLite only (``SQLITE_ONLY``: the engine, not the store, is what those tests cost)."""
 
 from __future__ import annotations
 
@@ -14,12 +16,9 @@ from sqlalchemy import Engine
 from controlplane.domain import parse_slo
 from controlplane.schemas.engines import EngineCreate
 from controlplane.settings import GuardSettings
-from controlplane.settings import Settings
 from controlplane.store import engines
-from controlplane.store import schema
 from controlplane.store import slos
 from controlplane.store.database import SessionFactory
-from controlplane.store.database import make_engine
 from controlplane.store.database import make_session_factory
 from controlplane.store.database import unit_of_work
 from tests.fixtures.engines import RunningEngine
@@ -44,16 +43,8 @@ FAST = GuardSettings(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(Settings(data_dir=tmp_path))
-    schema.upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(store: Engine) -> SessionFactory:
-    return make_session_factory(store)
+def sessions(db_engine: Engine) -> SessionFactory:
+    return make_session_factory(db_engine)
 
 
 @pytest.fixture

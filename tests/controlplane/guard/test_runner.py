@@ -34,7 +34,10 @@ from tests.controlplane.guard.conftest import FAST
 from tests.controlplane.guard.conftest import Load
 from tests.controlplane.guard.conftest import measure
 from tests.controlplane.guard.conftest import register
+from tests.fixtures.db import SQLITE_ONLY
 from tests.fixtures.engines import RunningEngine
+
+pytestmark = SQLITE_ONLY
 
 
 def _config(engine: RunningEngine) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from controlplane.domain import ConflictError
@@ -11,8 +14,10 @@ from controlplane.schemas.engines import EngineCreate
 from controlplane.store import audit
 from controlplane.store import engines
 from controlplane.store import rollouts
+from controlplane.store.base import utcnow
 from controlplane.store.database import make_session_factory
 from controlplane.store.models import ACTIVE_ROLLOUT_STATES
+from controlplane.store.models import RolloutRow
 
 
 def _engine(session: Session, name: str = "e") -> int:
@@ -109,3 +114,40 @@ def test_unfinished_rollouts_are_found_for_reconcile(session: Session) -> None:
         rollouts.move(session, b, RolloutState.failed, actor="t")
     with session.begin():
         assert [r.id for r in rollouts.unfinished_rollouts(session)] == [a.id]
+
+
+def test_the_heartbeat_renews_the_lease_and_carries_a_rollback_request(
+    session: Session,
+) -> None:
+    with session.begin():
+        row = _start(session, _engine(session))
+        first = row.heartbeat_at
+    with session.begin():
+        assert rollouts.stamp_heartbeat(session, row.id) is True
+    with session.begin():
+        session.refresh(row)
+        assert first is not None and row.heartbeat_at is not None and row.heartbeat_at >= first
+        rollouts.request_rollback(session, row, actor="user:op")
+    with session.begin():
+        assert rollouts.stamp_heartbeat(session, row.id) is False  # the runner must stop
+        assert rollouts.stamp_heartbeat(session, row.id + 1000) is False  # gone
+
+
+def test_of_two_reconcilers_only_one_claims_an_abandoned_rollout(
+    session: Session, db_engine: Engine
+) -> None:
+    with session.begin():
+        row = _start(session, _engine(session))
+    cutoff = utcnow() - timedelta(seconds=10)
+    with session.begin():  # stamped just now: a live owner, nobody may claim it
+        assert not rollouts.claim_abandoned(session, row.id, cutoff)
+    with session.begin():  # its owner died a minute ago
+        session.execute(
+            update(RolloutRow)
+            .where(RolloutRow.id == row.id)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=60))
+        )
+    with session.begin():
+        assert rollouts.claim_abandoned(session, row.id, cutoff)
+    with make_session_factory(db_engine)() as other, other.begin():
+        assert not rollouts.claim_abandoned(other, row.id, cutoff)  # the claim is a stamp

@@ -1,0 +1,20 @@
+"""Tuning schedules and the health watch join the scheduler as job sources (run on the
+leader); the health watch's counters are served on this app's ``/metrics``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from controlplane.scheduler import SchedulerService
+from controlplane.scheduler.health_watch import HealthWatchSource
+from controlplane.scheduler.tuning_schedules import TuningScheduleSource
+
+
+def install(app: FastAPI) -> None:
+    """Call after ``controlplane.api.scheduler.install``."""
+    registry = app.state.metrics_registry
+
+    def health_watch(service: SchedulerService) -> HealthWatchSource:
+        return HealthWatchSource(service, registry=registry)
+
+    app.state.scheduler_sources.extend([TuningScheduleSource, health_watch])
