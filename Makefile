@@ -17,6 +17,7 @@ help:
 	@echo "make test   - install what the tests need (system packages too) and run every check"
 	@echo "make lint   - ruff, mypy and the layer contracts only"
 	@echo "make docs   - regenerate generated docs (docs/settings.md)"
+	@echo "make dashboards - regenerate the Grafana dashboard JSON (dashboards/json/)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +50,10 @@ test: system-deps $(STAMP) lint
 .PHONY: docs
 docs: $(STAMP)
 	$(BIN)/python -m controlplane.settings > docs/settings.md
+
+.PHONY: dashboards
+dashboards: $(STAMP)
+	$(BIN)/python -m dashboards.build
 
 .PHONY: demo
 demo: $(STAMP)

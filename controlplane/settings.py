@@ -389,6 +389,72 @@ class HealthWatchSettings(BaseModel):
     )
 
 
+class DetectorSettings(BaseModel):
+    """The control plane's own detectors, run by the scheduler's leader over the stored
+    samples (for installations without Prometheus): QPS swing and memory leak. They raise
+    alerts of source ``detector``; this group also says when guard alerts resolve on their
+    own. See docs/alerts-ingest.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Run the QPS-swing and leak detectors.")
+    interval_s: float = Field(
+        60.0, ge=1, le=3600, description="How often the detectors look at every engine."
+    )
+    qps_window_s: float = Field(
+        600.0, ge=30, le=86_400, description="Window of the QPS-swing coefficient of variation."
+    )
+    qps_cv_threshold: float = Field(
+        0.2,
+        gt=0,
+        le=10,
+        description="Fires when stddev / mean of the per-second request rate over the window "
+        "is above this.",
+    )
+    qps_min_rps: float = Field(
+        1.0,
+        ge=0,
+        description="Traffic floor: an engine averaging fewer requests/s over the window is "
+        "never flagged (an idle engine's rate is all noise).",
+    )
+    qps_min_points: int = Field(
+        8, ge=3, le=10_000, description="Rate points the window needs before it is judged."
+    )
+    leak_threshold: float = Field(
+        0.12,
+        gt=0,
+        le=10,
+        description="Fires when memory (GPU used, or the engine process's RSS) grows by more "
+        "than this fraction of its level per 100k requests.",
+    )
+    leak_window_s: float = Field(
+        21_600.0, ge=60, le=86_400 * 7, description="How far back the leak fit looks."
+    )
+    leak_min_requests: float = Field(
+        20_000.0,
+        ge=100,
+        description="Requests a segment (between config changes and restarts) must span "
+        "before its slope is judged.",
+    )
+    leak_min_points: int = Field(
+        12, ge=4, le=100_000, description="Memory samples a segment needs before it is judged."
+    )
+    leak_step_fraction: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="A jump of memory between two samples larger than this fraction of its "
+        "level starts a new segment (a restart or reload the store did not record).",
+    )
+    guard_alert_resolve_after_s: float = Field(
+        21_600.0,
+        gt=0,
+        le=86_400 * 30,
+        description="A guard alert (rollback, failed rollout) resolves after this long, or "
+        "earlier when a later rollout on its engine commits.",
+    )
+
+
 class Settings(BaseSettings):
     """Root settings: environment variables ``CP_<FIELD>`` and ``CP_<GROUP>__<FIELD>``."""
 
@@ -425,6 +491,9 @@ class Settings(BaseSettings):
     )
     health_watch: HealthWatchSettings = Field(
         default_factory=HealthWatchSettings, description="Inference checks after a change."
+    )
+    detectors: DetectorSettings = Field(
+        default_factory=DetectorSettings, description="Built-in QPS-swing and leak detectors."
     )
 
     @property

@@ -33,6 +33,8 @@ from engine.config import ConfigError
 from engine.config import merge_config
 from engine.errors import ApiError
 from engine.errors import from_validation_errors
+from engine.faults import FaultError
+from engine.faults import Faults
 from engine.schemas import ChatCompletionRequest
 from engine.schemas import CompletionRequest
 from engine.service import ConfigBuildError
@@ -125,6 +127,7 @@ def create_app(engine: Engine, *, admin_token: str | None = None) -> FastAPI:
             await asyncio.to_thread(engine.shutdown)
 
     app = FastAPI(title="cplane reference engine", lifespan=lifespan)
+    faults = Faults()
     model_name = engine.served_model_name
     context = engine.spec.max_context
 
@@ -215,6 +218,7 @@ def create_app(engine: Engine, *, admin_token: str | None = None) -> FastAPI:
             prompt_ids, body.max_tokens or DEFAULT_COMPLETION_MAX_TOKENS, "prompt"
         )
         gen = _Generation(engine, prompt_ids, max_tokens, body.ignore_eos, body.stream)
+        faults.on_request()
         rid = f"cmpl-{uuid.uuid4().hex}"
         created = int(time.time())
 
@@ -246,6 +250,7 @@ def create_app(engine: Engine, *, admin_token: str | None = None) -> FastAPI:
             prompt_ids, body.max_completion_tokens or body.max_tokens, "messages"
         )
         gen = _Generation(engine, prompt_ids, max_tokens, body.ignore_eos, body.stream)
+        faults.on_request()
         rid = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         first = True
@@ -371,6 +376,25 @@ def create_app(engine: Engine, *, admin_token: str | None = None) -> FastAPI:
     async def search_space(_: Request) -> dict[str, Any]:
         return engine.search_space.to_json()
 
+    async def get_faults(_: Request) -> dict[str, Any]:
+        return faults.state().as_dict()
+
+    async def put_faults(request: Request) -> dict[str, Any]:
+        try:
+            patch = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError(422, f"malformed JSON body: {exc}", code="invalid_json") from exc
+        try:
+            return faults.set(patch).as_dict()
+        except FaultError as exc:
+            raise ApiError(422, str(exc), param=exc.param, code="invalid_fault") from exc
+
+    async def delete_faults(_: Request) -> dict[str, Any]:
+        return faults.clear().as_dict()
+
+    app.add_api_route("/admin/faults", admin(get_faults), methods=["GET"])
+    app.add_api_route("/admin/faults", admin(put_faults), methods=["PUT"])
+    app.add_api_route("/admin/faults", admin(delete_faults), methods=["DELETE"])
     app.add_api_route("/admin/config", admin(get_config), methods=["GET"])
     app.add_api_route("/admin/config", admin(put_config), methods=["PUT"])
     app.add_api_route("/admin/search-space", admin(search_space), methods=["GET"])

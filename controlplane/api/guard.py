@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from controlplane.engines import adapter_for
 from controlplane.guard import GuardEvent
 from controlplane.guard import GuardService
+from controlplane.guard.alerting import GuardAlerts
 from controlplane.settings import Settings
 from controlplane.store import engines
 from controlplane.store import rollouts
@@ -33,6 +34,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         watching=lambda rollout_id, active: _fast_scrape(app, rollout_id, active),
     )
     _export_outcomes(app, service)
+    service.events.subscribe(GuardAlerts(app.state.session_factory))
     service.start()
     app.state.guard = service
     try:

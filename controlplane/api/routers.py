@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from controlplane.api.routes import alerts
 from controlplane.api.routes import audit
 from controlplane.api.routes import chaos
 from controlplane.api.routes import engines
@@ -34,4 +35,5 @@ PROTECTED: tuple[APIRouter, ...] = (
     schedules.router,
     health_watch.router,
     jobs.router,
+    alerts.router,
 )

@@ -1,11 +1,12 @@
-"""Tuning schedules and the health watch join the scheduler as job sources (run on the
-leader); the health watch's counters are served on this app's ``/metrics``."""
+"""Tuning schedules, the health watch and the detectors join the scheduler as job sources
+(run on the leader); the health watch's counters are served on this app's ``/metrics``."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from controlplane.scheduler import SchedulerService
+from controlplane.scheduler.detectors import DetectorSource
 from controlplane.scheduler.health_watch import HealthWatchSource
 from controlplane.scheduler.tuning_schedules import TuningScheduleSource
 
@@ -17,4 +18,7 @@ def install(app: FastAPI) -> None:
     def health_watch(service: SchedulerService) -> HealthWatchSource:
         return HealthWatchSource(service, registry=registry)
 
-    app.state.scheduler_sources.extend([TuningScheduleSource, health_watch])
+    def detectors(service: SchedulerService) -> DetectorSource:
+        return DetectorSource(service.settings)
+
+    app.state.scheduler_sources.extend([TuningScheduleSource, health_watch, detectors])

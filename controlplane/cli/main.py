@@ -12,7 +12,9 @@ import pydantic
 import typer
 
 from controlplane.cli import agent
+from controlplane.cli import alerts
 from controlplane.cli import chaos
+from controlplane.cli import dashboards
 from controlplane.cli import db
 from controlplane.cli import engines
 from controlplane.cli import health_watch
@@ -44,11 +46,13 @@ app.add_typer(slos.app, name="slo")
 app.add_typer(users.user_app, name="user")
 app.add_typer(users.token_app, name="token")
 app.add_typer(chaos.app, name="chaos")
+app.add_typer(dashboards.app, name="dashboards")
 app.command()(agent.agent)
 app.command("tune")(tune.tune)
 app.add_typer(tune.app, name="tuning")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(alerts.app, name="alerts")
 
 
 @app.callback()

@@ -401,3 +401,45 @@ class HealthWatchRow(Timestamped, Base):
         ForeignKey("rollouts.id", ondelete="SET NULL")
     )
     updated_by: Mapped[str] = mapped_column(String(128))
+
+
+class AlertRow(Timestamped, Base):
+    """One alert, deduplicated by fingerprint, from Alertmanager, the guard or a detector.
+
+    ``state`` is ``firing`` or ``resolved`` (the ``alert`` lifecycle); ``engine_id`` is set
+    when the alert's ``engine`` label names a registered engine, and cleared (the alert kept)
+    when that engine is removed.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(128), unique=True)
+    alertname: Mapped[str] = mapped_column(String(200), index=True)
+    engine_id: Mapped[int | None] = mapped_column(
+        ForeignKey("engines.id", ondelete="SET NULL"), index=True
+    )
+    labels: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    annotations: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    group_key: Mapped[str | None] = mapped_column(Text)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime | None]
+    last_received_at: Mapped[datetime]
+    generator_url: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertEventRow(Base):
+    """One move of an alert (first firing, resolved, fired again), with an excerpt of the
+    notification that carried it."""
+
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("alerts.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
