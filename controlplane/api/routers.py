@@ -16,6 +16,7 @@ from controlplane.api.routes import rollouts
 from controlplane.api.routes import series
 from controlplane.api.routes import slos
 from controlplane.api.routes import tuning
+from controlplane.api.routes import users
 
 PUBLIC: tuple[APIRouter, ...] = (health.router, metrics.router)
 PROTECTED: tuple[APIRouter, ...] = (
@@ -28,4 +29,5 @@ PROTECTED: tuple[APIRouter, ...] = (
     slos.router,
     tuning.router,
     chaos.router,
+    users.router,
 )
