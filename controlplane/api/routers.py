@@ -19,6 +19,7 @@ from controlplane.api.routes import schedules
 from controlplane.api.routes import series
 from controlplane.api.routes import slos
 from controlplane.api.routes import tuning
+from controlplane.api.routes import users
 
 PUBLIC: tuple[APIRouter, ...] = (health.router, metrics.router)
 PROTECTED: tuple[APIRouter, ...] = (
@@ -34,4 +35,5 @@ PROTECTED: tuple[APIRouter, ...] = (
     schedules.router,
     health_watch.router,
     jobs.router,
+    users.router,
 )
