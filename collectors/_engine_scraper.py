@@ -6,7 +6,10 @@ skipped and counted), so a slow engine costs one worker for at most ``timeout_s`
 the others keep their schedule. Each scrape: fetch (bounded in time and size), parse with
 the engine kind's metric map, offer the samples to the sink. A failed scrape (timeout,
 size cap, HTTP error, garbage, HTML, truncation) is counted by reason; the engine's last
-good samples stay readable through :meth:`EngineScraper.latest`.
+good samples stay readable through :meth:`EngineScraper.latest`. The log gets one line when
+an engine's scrapes change state (first failure after success or at start: down; first
+success after failures: up again), never one per failed scrape: the per-reason failure
+counter and the last-success gauge on ``/metrics`` carry the rest.
 
 The guard calls :meth:`EngineScraper.set_fast` for an engine under rollout: it is then
 scraped every ``fast_interval_s`` (default 0.5 s) instead of ``interval_s`` (5 s).
@@ -34,6 +37,7 @@ from collectors._parse import parse
 from controlplane.domain import DomainError
 from controlplane.domain import EngineTarget
 from controlplane.domain import Sample
+from controlplane.domain import redact_urls_in
 from controlplane.engines.metric_maps import metric_map_for
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,8 @@ class EngineStatus:
     last_good: tuple[Sample, ...] = field(default=(), repr=False)
     fast: bool = False
     in_flight: bool = False
+    # None until the first scrape; the log follows changes of this, not every scrape.
+    up: bool | None = None
 
 
 class EngineScraper:
@@ -225,9 +231,17 @@ class EngineScraper:
             error, message = "internal", f"{type(exc).__name__}: {exc}"
             log.exception("scrape of %s failed unexpectedly", name)
         duration = time.monotonic() - started
+        went: str | None = None
+        failed_for = 0
         with self._lock:
             status = self._status.get(name)
             if status is not None:
+                now_up = error is None
+                if status.up is None and not now_up or status.up is True and not now_up:
+                    went = "down"
+                elif status.up is False and now_up:
+                    went, failed_for = "up", status.consecutive_failures
+                status.up = now_up
                 status.in_flight = False
                 status.scrapes += 1
                 status.last_duration_s = duration
@@ -241,9 +255,17 @@ class EngineScraper:
                     status.last_error = f"{error}: {message}"
                 self._lock.notify_all()
         self._health.observe_scrape("engine", name, duration_s=duration, error=error, ts=ts)
-        if error is not None:
-            log.info("scrape of %s failed (%s): %s", name, error, message)
-        elif samples:
+        if went == "down":
+            log.warning(
+                "engine %s is down: scrape failed (%s): %s (further failures are counted, "
+                "not logged, until it is back)",
+                name,
+                error,
+                redact_urls_in(message),
+            )
+        elif went == "up":
+            log.info("engine %s is back: scrape succeeded after %d failures", name, failed_for)
+        if error is None and samples:
             self._offer(samples)
 
     def close(self) -> None:

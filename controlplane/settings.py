@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
+from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 from pydantic_settings import SettingsConfigDict
@@ -33,6 +34,19 @@ class ApiSettings(BaseModel):
     port: int = Field(8400, ge=1, le=65535, description="Port of the API server.")
     token_ttl_days: int = Field(
         90, ge=1, le=3650, description="Lifetime of a new API token unless the caller sets one."
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest request body of every route but ingest, and of any request "
+        "without an Authorization header; a bigger one is refused with 413 while it is read.",
+    )
+    max_ingest_body_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest request body of `POST /api/v1/ingest` (a batch of samples).",
     )
 
 
@@ -478,6 +492,22 @@ class Settings(BaseSettings):
     log_level: str = Field(
         "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Root log level."
     )
+    http_client_log_level: str = Field(
+        "WARNING",
+        pattern=r"^(DEBUG|INFO|WARNING|ERROR)$",
+        description="Log level of the HTTP client libraries (httpx, httpcore); at INFO they "
+        "log one line per scrape and per admin call.",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Keys that encrypt engine admin tokens at rest: comma-separated Fernet "
+        "keys, the first encrypts, all decrypt. Empty: the key file is used.",
+    )
+    secret_key_file: Path | None = Field(
+        None,
+        description="File holding the keys (one per line, same rules), created `0600` with a "
+        "new key on first use. Empty: `<data_dir>/secret.key`.",
+    )
     api: ApiSettings = Field(default_factory=ApiSettings, description="API server.")
     db: DatabaseSettings = Field(default_factory=DatabaseSettings, description="SQL store.")
     guard: GuardSettings = Field(default_factory=GuardSettings, description="Guarded rollouts.")
@@ -499,6 +529,10 @@ class Settings(BaseSettings):
     @property
     def chaos_state_dir(self) -> Path:
         return self.chaos.state_dir or self.data_dir / "chaos"
+
+    @property
+    def resolved_secret_key_file(self) -> Path:
+        return self.secret_key_file or self.data_dir / "secret.key"
 
     @property
     def resolved_database_url(self) -> str:

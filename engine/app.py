@@ -25,13 +25,21 @@ from fastapi.responses import Response
 from fastapi.responses import StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client import generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from engine.batcher import AsyncSink
 from engine.batcher import GenerationRequest
 from engine.batcher import QueueFullError
 from engine.config import ConfigError
 from engine.config import merge_config
+from engine.edge import DEFAULT_MAX_BODY_BYTES
+from engine.edge import BodyLimitMiddleware
+from engine.edge import BodyTooLargeError
+from engine.edge import UnexpectedErrorMiddleware
+from engine.edge import too_large_response
 from engine.errors import ApiError
+from engine.errors import error_body
 from engine.errors import from_validation_errors
 from engine.faults import FaultError
 from engine.faults import Faults
@@ -43,6 +51,7 @@ from engine.tokenizer import StreamDecoder
 from engine.tokenizer import chat_prompt
 from engine.tokenizer import decode
 from engine.tokenizer import encode
+from engine.tokenizer import min_token_count
 
 DEFAULT_COMPLETION_MAX_TOKENS = 16  # the OpenAI default for /v1/completions
 
@@ -115,8 +124,21 @@ def _sse(payload: dict[str, Any] | str) -> str:
     return f"data: {data}\n\n"
 
 
-def create_app(engine: Engine, *, admin_token: str | None = None) -> FastAPI:
-    """An app serving ``engine``. The engine is started and shut down with the app."""
+def _inference(scope: Scope) -> bool:
+    return str(scope.get("path", "")).startswith("/v1/")
+
+
+def create_app(
+    engine: Engine,
+    *,
+    admin_token: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """An app serving ``engine``. The engine is started and shut down with the app.
+
+    ``max_body_bytes`` bounds every request body; a larger one is refused with 413 while it
+    is read, before it is parsed.
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -131,9 +153,32 @@ def create_app(engine: Engine, *, admin_token: str | None = None) -> FastAPI:
     model_name = engine.served_model_name
     context = engine.spec.max_context
 
+    def count_refused(scope: Scope) -> None:
+        if _inference(scope):
+            engine.metrics.invalid()
+
+    def count_error(scope: Scope) -> None:
+        if _inference(scope):
+            engine.metrics.errored()
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, on_refused=count_refused)
+    app.add_middleware(UnexpectedErrorMiddleware, on_error=count_error)  # last: outermost
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own errors (unknown path, a body that cannot be parsed, 413 mid-read)
+        # in the OpenAI shape, like every other error of this server.
+        if exc.status_code == 400 and _inference(request.scope):
+            engine.metrics.invalid()
+        if isinstance(exc, BodyTooLargeError):
+            return too_large_response(max_body_bytes)
+        kind = "invalid_request_error" if exc.status_code < 500 else "internal_error"
+        body = error_body(str(exc.detail), kind, None, None)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -151,6 +196,21 @@ def create_app(engine: Engine, *, admin_token: str | None = None) -> FastAPI:
                 param="model",
                 code="model_not_found",
             )
+
+    async def tokenize(prompt: str, prompt_param: str) -> list[int]:
+        """Refuses a prompt that cannot fit the context before encoding it, and encodes in a
+        worker thread: a long prompt must not stall the event loop (and ``/healthz``)."""
+        at_least = min_token_count(prompt)
+        if at_least >= context:
+            engine.metrics.invalid()
+            raise ApiError(
+                400,
+                f"this model's maximum context length is {context} tokens; the prompt has "
+                f"at least {at_least} tokens, leaving no room to generate",
+                param=prompt_param,
+                code="context_length_exceeded",
+            )
+        return await asyncio.to_thread(encode, prompt)
 
     def check_lengths(prompt_ids: list[int], max_tokens: int | None, prompt_param: str) -> int:
         """Returns the effective max_tokens; the prompt plus output must fit the context."""
@@ -213,7 +273,7 @@ def create_app(engine: Engine, *, admin_token: str | None = None) -> FastAPI:
     @app.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest) -> JSONResponse | StreamingResponse:
         check_model(body.model)
-        prompt_ids = encode(body.prompt)
+        prompt_ids = await tokenize(body.prompt, "prompt")
         max_tokens = check_lengths(
             prompt_ids, body.max_tokens or DEFAULT_COMPLETION_MAX_TOKENS, "prompt"
         )
@@ -245,7 +305,7 @@ def create_app(engine: Engine, *, admin_token: str | None = None) -> FastAPI:
     async def chat_completions(body: ChatCompletionRequest) -> JSONResponse | StreamingResponse:
         check_model(body.model)
         prompt = chat_prompt([(m.role, m.content) for m in body.messages])
-        prompt_ids = encode(prompt)
+        prompt_ids = await tokenize(prompt, "messages")
         max_tokens = check_lengths(
             prompt_ids, body.max_completion_tokens or body.max_tokens, "messages"
         )
@@ -359,6 +419,9 @@ def create_app(engine: Engine, *, admin_token: str | None = None) -> FastAPI:
             patch = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ApiError(422, f"malformed JSON body: {exc}", code="invalid_json") from exc
+        except RecursionError as exc:
+            # json.loads recurses per nesting level; a config is one flat object.
+            raise ApiError(422, "the body is nested too deeply", code="invalid_json") from exc
         if not isinstance(patch, dict):
             raise ApiError(422, "the body must be a JSON object", code="invalid_type")
         try:

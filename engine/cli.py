@@ -18,6 +18,7 @@ import torch
 from engine.config import ConfigError
 from engine.config import EngineConfig
 from engine.config import SearchSpace
+from engine.edge import DEFAULT_MAX_BODY_BYTES
 from engine.model import MODEL_SPECS
 from engine.precision import ALL_PRECISIONS
 from engine.precision import Precision
@@ -79,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     serve.add_argument("--admin-token", default=None)
     serve.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="largest request body; a bigger one is refused with 413 before it is parsed",
+    )
+    serve.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="info"
     )
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
@@ -115,7 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
         served_model_name=args.served_model_name,
         device=device,
     )
-    app = create_app(engine, admin_token=admin_token)
+    app = create_app(engine, admin_token=admin_token, max_body_bytes=args.max_body_bytes)
     uvicorn.run(
         app,
         host=args.host,

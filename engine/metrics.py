@@ -166,6 +166,10 @@ class EngineMetrics:
     def invalid(self) -> None:
         self._failures.labels(self.model_name, "invalid").inc()
 
+    def errored(self) -> None:
+        """A request that failed on an unexpected exception before any generation ran."""
+        self._failures.labels(self.model_name, "error").inc()
+
     def switched(self, ok: bool) -> None:
         self._switches.labels(self.model_name, "ok" if ok else "failed").inc()
 

@@ -16,6 +16,16 @@ from pydantic import StrictBool
 from pydantic import StrictFloat
 from pydantic import StrictInt
 from pydantic import StrictStr
+from pydantic import field_validator
+
+
+def _encodable(text: str) -> str:
+    """A lone surrogate (``"\\ud800"``) is legal in JSON but has no UTF-8 bytes to tokenize."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (it holds a lone surrogate)") from None
+    return text
 
 
 class StreamOptions(BaseModel):
@@ -35,9 +45,13 @@ class _GenerationParams(BaseModel):
     ignore_eos: StrictBool = False
     """vLLM's extension: keep generating past EOS, for load tests with fixed output length."""
 
+    _model_encodable = field_validator("model")(_encodable)
+
 
 class CompletionRequest(_GenerationParams):
     prompt: StrictStr
+
+    _prompt_encodable = field_validator("prompt")(_encodable)
 
 
 class ChatMessage(BaseModel):
@@ -45,6 +59,8 @@ class ChatMessage(BaseModel):
 
     role: Literal["system", "user", "assistant", "developer"]
     content: StrictStr
+
+    _content_encodable = field_validator("content")(_encodable)
 
 
 class ChatCompletionRequest(_GenerationParams):

@@ -19,6 +19,12 @@ def encode(text: str, *, add_bos: bool = True) -> list[int]:
     return [BOS_ID, *ids] if add_bos else ids
 
 
+def min_token_count(text: str, *, add_bos: bool = True) -> int:
+    """A lower bound on ``len(encode(text))`` that costs no encoding: every character is at
+    least one byte, so a prompt too long for the context is refused without tokenizing it."""
+    return len(text) + (1 if add_bos else 0)
+
+
 def decode(ids: list[int]) -> str:
     return bytes(i for i in ids if i < BYTE_VOCAB).decode("utf-8", errors="replace")
 

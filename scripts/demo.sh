@@ -14,7 +14,7 @@ umask 077
 if ! "$BIN/cplane" user list --json | grep -q '"name": "admin"'; then
     "$BIN/cplane" user create admin --admin
 fi
-[ -s "$CP_DATA_DIR/admin.token" ] || "$BIN/cplane" token create admin --name demo > "$CP_DATA_DIR/admin.token"
+[ -s "$CP_DATA_DIR/admin.token" ] || "$BIN/cplane" token create admin --name demo --output "$CP_DATA_DIR/admin.token"
 [ -s "$CP_DATA_DIR/engine-admin.token" ] || "$BIN/python" -c "import secrets; print(secrets.token_urlsafe(24))" > "$CP_DATA_DIR/engine-admin.token"
 ENGINE_TOKEN=$(cat "$CP_DATA_DIR/engine-admin.token")
 

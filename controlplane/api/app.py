@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 import controlplane
 from controlplane import chaos
+from controlplane.api import auth_failures
 from controlplane.api import collectors
 from controlplane.api import errors
 from controlplane.api import guard
@@ -19,6 +20,7 @@ from controlplane.api import scheduler
 from controlplane.api import schedules
 from controlplane.api import tuning
 from controlplane.api.deps import require
+from controlplane.api.params import storable_params
 from controlplane.api.routers import PROTECTED
 from controlplane.api.routers import PUBLIC
 from controlplane.domain import Role
@@ -45,16 +47,19 @@ def create_app(settings: Settings, *, db_engine: Engine | None = None) -> FastAP
         version=controlplane.__version__,
         description="Observe, tune and guard LLM inference engines.",
         lifespan=_lifespan,
+        dependencies=[Depends(storable_params)],
     )
     app.state.settings = settings
     app.state.db_engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.read_session_factory = make_session_factory(engine, read_only=True)
     collectors.install(app)
+    auth_failures.install(app)
     guard.install(app)
     tuning.install(app)
     scheduler.install(app)
     schedules.install(app)
-    errors.install(app)
+    errors.install(app, settings.api)
     for router in PUBLIC:
         app.include_router(router)
     for router in PROTECTED:

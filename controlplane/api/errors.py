@@ -2,12 +2,12 @@
 
 Every error body has one shape, ``{"detail": [{"loc", "msg", "type"}]}`` for 422 and
 ``{"detail": "<message>"}`` otherwise; the submitted value is never echoed back (it may be a
-secret). An unexpected exception is logged with its traceback and answered with a plain 500.
+secret). An exception none of these maps is answered by ``edge.UnexpectedErrorMiddleware``.
 """
 
 from __future__ import annotations
 
-import logging
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi import Request
@@ -15,6 +15,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from controlplane.api import edge
 from controlplane.domain import ConflictError
 from controlplane.domain import DomainError
 from controlplane.domain import EngineRejectedError
@@ -25,8 +26,7 @@ from controlplane.domain import SchemaOutdatedError
 from controlplane.domain import StoreUnavailableError
 from controlplane.domain import UnauthenticatedError
 from controlplane.domain import ValidationError
-
-log = logging.getLogger(__name__)
+from controlplane.settings import ApiSettings
 
 STATUS = {
     EngineRejectedError: 422,
@@ -62,12 +62,15 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": jsonable_encoder(detail)}, status_code=422)
 
 
-def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse({"detail": "internal error; see the control plane's log"}, 500)
-
-
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, settings: ApiSettings) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(
+        edge.BodyLimitMiddleware,
+        limit_for=partial(
+            edge.body_limit,
+            default=settings.max_body_bytes,
+            ingest=settings.max_ingest_body_bytes,
+        ),
+    )
+    app.add_middleware(edge.UnexpectedErrorMiddleware)  # added last: the outermost

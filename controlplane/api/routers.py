@@ -20,6 +20,7 @@ from controlplane.api.routes import schedules
 from controlplane.api.routes import series
 from controlplane.api.routes import slos
 from controlplane.api.routes import tuning
+from controlplane.api.routes import users
 
 PUBLIC: tuple[APIRouter, ...] = (health.router, metrics.router)
 PROTECTED: tuple[APIRouter, ...] = (
@@ -36,4 +37,5 @@ PROTECTED: tuple[APIRouter, ...] = (
     health_watch.router,
     jobs.router,
     alerts.router,
+    users.router,
 )

@@ -184,6 +184,14 @@ def check_ifname(name: str) -> str:
     return name
 
 
+PID_MAX = 2**31 - 1  # pid_t is a signed 32-bit integer
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts ``"²"``, which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_target(text: str) -> Target:
     """``netns:NAME[/DEV][:PORT]``, ``host:IFACE[:PORT]`` or ``pid:PID``.
 
@@ -197,13 +205,13 @@ def parse_target(text: str) -> Target:
             field="target",
         )
     if kind == "pid":
-        if not rest.isdigit() or int(rest) <= 1:
+        if not _digits(rest) or not 1 < int(rest) <= PID_MAX:
             raise ValidationError(f"target: {rest!r} is not a process id", field="target")
         return Target(kind="pid", pid=int(rest))
     where, _, port_text = rest.partition(":")
     port = None
     if port_text:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        if not _digits(port_text) or not 1 <= int(port_text) <= 65535:
             raise ValidationError(f"target: port {port_text!r} is not 1-65535", field="target")
         port = int(port_text)
     if kind == "netns":
@@ -363,7 +371,7 @@ def _rate(word: str) -> int:
 
 
 def _int(word: str, what: str) -> int:
-    if not word.isdigit() or int(word) < 1:
+    if not _digits(word) or int(word) < 1:
         raise _bad(f"{what}: {word!r} is not a positive whole number")
     return int(word)
 

@@ -19,6 +19,8 @@ from controlplane.chaos._experiment import hold
 from controlplane.chaos._inject import Injection
 from controlplane.chaos._inject import Injector
 from controlplane.chaos._inject import sweep_all
+from controlplane.chaos._owners import endpoint
+from controlplane.chaos._owners import owning_engine
 from controlplane.chaos._spec import parse_fault
 from controlplane.chaos._spec import parse_target
 from controlplane.chaos._steady import METRICS
@@ -76,6 +78,16 @@ def start(
     sweep_all(settings.chaos, state_dir, scan=False)
     with unit_of_work(factory) as session:
         engine_id = engines.get_engine(session, body.engine).id if body.engine else None
+        if target.kind == "pid":
+            assert target.pid is not None
+            # Only an engine's processes: the named one's, else any registered engine's.
+            rows = (
+                [engines.get_engine(session, body.engine)]
+                if body.engine
+                else engines.list_engines(session)
+            )
+            endpoints = [e for r in rows if (e := endpoint(r.name, r.url)) is not None]
+            owning_engine(target.pid, endpoints)
         row = chaos_store.start_experiment(
             session,
             target=str(target),

@@ -18,6 +18,7 @@ from controlplane.chaos import runs as chaos_runs
 from controlplane.cli.context import cli_actor
 from controlplane.cli.context import cli_context
 from controlplane.cli.durations import parse_duration
+from controlplane.cli.ids import ExperimentId
 from controlplane.cli.output import emit
 from controlplane.schemas.chaos import ChaosExperimentRead
 from controlplane.schemas.chaos import ChaosRunCreate
@@ -89,7 +90,7 @@ def list_(
 @app.command()
 def show(
     ctx: typer.Context,
-    experiment_id: int,
+    experiment_id: ExperimentId,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The experiment's fault, mechanisms, cost to the engine and the guard's reaction."""
@@ -120,7 +121,7 @@ def show(
 
 
 @app.command()
-def abort(ctx: typer.Context, experiment_id: int) -> None:
+def abort(ctx: typer.Context, experiment_id: ExperimentId) -> None:
     """Remove a running experiment's fault now, from any process."""
     c = cli_context(ctx)
     with c.session() as session:

@@ -3,9 +3,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from cryptography.fernet import MultiFernet
 
+from controlplane.cli.context import cli_actor
 from controlplane.cli.context import cli_context
+from controlplane.store import audit
+from controlplane.store import engines
 from controlplane.store import schema
+from controlplane.store.database import make_session_factory
+from controlplane.store.database import secret_box
+from controlplane.store.database import unit_of_work
+from controlplane.store.secrets import rotate_keys
 
 app = typer.Typer(help="The SQL store's schema.", no_args_is_help=True)
 
@@ -38,3 +46,31 @@ def current(ctx: typer.Context) -> None:
     now, head = schema.current_revision(engine), schema.head_revision()
     state = "current" if now == head else "outdated: run `cplane db upgrade`"
     print(f"{now or 'empty'} (head {head}, {state})")
+
+
+@app.command("rotate-key")
+def rotate_key(ctx: typer.Context) -> None:
+    """Re-encrypt every engine admin token under a new key (all or none), then retire the old
+    key. With CP_SECRET_KEY, put the new key first (NEW,OLD) before running it."""
+    engine = cli_context(ctx).engine()
+    box = secret_box(engine)
+    factory = make_session_factory(engine)
+
+    def reencrypt(fernet: MultiFernet) -> int:
+        with unit_of_work(factory) as session:
+            count = engines.reencrypt_tokens(
+                session, lambda sealed: fernet.rotate(sealed.encode()).decode()
+            )
+            audit.record(
+                session,
+                actor=cli_actor(),
+                action="store.rotate_key",
+                target_type="store",
+                target_id="secret_key",
+                detail={"tokens": count, "source": "env" if box.env_keys else "file"},
+            )
+            return count
+
+    count = rotate_keys(box, reencrypt)
+    tail = "; remove the old keys from CP_SECRET_KEY" if box.env_keys else ""
+    print(f"re-encrypted {count} engine admin token(s) under a new key ({box.source}){tail}")

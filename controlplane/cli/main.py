@@ -63,6 +63,9 @@ def root(ctx: typer.Context) -> None:
     )
     # Alembic narrates every schema check at INFO; the commands print what matters.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: one line per scrape and per admin call.
+    for client_logger in ("httpx", "httpcore"):
+        logging.getLogger(client_logger).setLevel(settings.http_client_log_level)
     ctx.obj = CliContext(settings=settings)
     ctx.call_on_close(ctx.obj.close)
 

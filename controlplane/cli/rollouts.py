@@ -15,6 +15,7 @@ from controlplane.cli.context import CliContext
 from controlplane.cli.context import cli_actor
 from controlplane.cli.context import cli_context
 from controlplane.cli.durations import parse_duration
+from controlplane.cli.ids import RolloutId
 from controlplane.cli.output import emit
 from controlplane.domain import RolloutState
 from controlplane.domain import ValidationError
@@ -96,7 +97,7 @@ def list_(
 
 
 @app.command()
-def show(ctx: typer.Context, rollout_id: int) -> None:
+def show(ctx: typer.Context, rollout_id: RolloutId) -> None:
     """One rollout with its evidence (JSON): baseline, decisions, verdict, rollback."""
     with cli_context(ctx).session() as session:
         read = RolloutRead.model_validate(rollouts.get_rollout(session, rollout_id))
@@ -104,7 +105,7 @@ def show(ctx: typer.Context, rollout_id: int) -> None:
 
 
 @app.command()
-def approve(ctx: typer.Context, rollout_id: int) -> None:
+def approve(ctx: typer.Context, rollout_id: RolloutId) -> None:
     """Approve a change the tuner or a schedule proposed, and run it here."""
     c = cli_context(ctx)
     with c.session() as session:
@@ -113,7 +114,7 @@ def approve(ctx: typer.Context, rollout_id: int) -> None:
 
 
 @app.command()
-def rollback(ctx: typer.Context, rollout_id: int) -> None:
+def rollback(ctx: typer.Context, rollout_id: RolloutId) -> None:
     """Ask the process baking a rollout to stop and restore the last known good config."""
     with cli_context(ctx).session() as session:
         rollouts.request_rollback(

@@ -29,6 +29,7 @@ from rich.table import Table
 from controlplane.cli.context import CliContext
 from controlplane.cli.context import cli_actor
 from controlplane.cli.context import cli_context
+from controlplane.cli.ids import RunId
 from controlplane.cli.output import emit
 from controlplane.engines import adapter_for
 from controlplane.schemas.tuning import TuningCreate
@@ -147,7 +148,7 @@ def list_(
 
 
 @app.command()
-def show(ctx: typer.Context, run_id: int) -> None:
+def show(ctx: typer.Context, run_id: RunId) -> None:
     """One run (JSON): its spec, result and trials."""
     c = cli_context(ctx)
     with c.session() as session:
@@ -164,7 +165,7 @@ def show(ctx: typer.Context, run_id: int) -> None:
 
 
 @app.command()
-def stop(ctx: typer.Context, run_id: int) -> None:
+def stop(ctx: typer.Context, run_id: RunId) -> None:
     """Ask a run to stop after its current trial (from any process)."""
     with cli_context(ctx).session() as session:
         state = request_stop(session, run_id, actor=cli_actor())
@@ -174,7 +175,7 @@ def stop(ctx: typer.Context, run_id: int) -> None:
 @app.command()
 def resume(
     ctx: typer.Context,
-    run_id: int,
+    run_id: RunId,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Carry on a stopped or interrupted run here, in the foreground."""

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from controlplane.cli.context import cli_actor
 from controlplane.cli.context import cli_context
+from controlplane.cli.ids import TokenId
 from controlplane.cli.output import emit
 from controlplane.domain import Role
 from controlplane.schemas.users import TokenRead
 from controlplane.schemas.users import UserRead
 from controlplane.store import users
+from controlplane.store.files import write_private
 
 user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -42,6 +45,30 @@ def list_users(
     emit(rows, columns=("id", "name", "role", "disabled", "created"), as_json=as_json)
 
 
+@user_app.command("disable")
+def disable_user(ctx: typer.Context, name: str) -> None:
+    """Disable a user: every token of theirs fails with 401 from now on."""
+    with cli_context(ctx).session() as session:
+        users.set_disabled(session, name=name, disabled=True, actor=cli_actor())
+    print(f"disabled user {name}")
+
+
+@user_app.command("enable")
+def enable_user(ctx: typer.Context, name: str) -> None:
+    """Enable a disabled user again (their unexpired, unrevoked tokens work again)."""
+    with cli_context(ctx).session() as session:
+        users.set_disabled(session, name=name, disabled=False, actor=cli_actor())
+    print(f"enabled user {name}")
+
+
+@user_app.command("role")
+def set_role(ctx: typer.Context, name: str, role: Role) -> None:
+    """Change a user's role (viewer < operator < admin)."""
+    with cli_context(ctx).session() as session:
+        row = users.set_role(session, name=name, role=role, actor=cli_actor())
+    print(f"user {row.name} is now {row.role}")
+
+
 @token_app.command("create")
 def create_token(
     ctx: typer.Context,
@@ -51,6 +78,10 @@ def create_token(
         int | None, typer.Option(min=1, max=3650, help="Default: the CP_API__TOKEN_TTL_DAYS.")
     ] = None,
     no_expiry: Annotated[bool, typer.Option("--no-expiry", help="Never expires.")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write it to this file (0600) instead of stdout."),
+    ] = None,
 ) -> None:
     """Create a token and print it once on stdout (it cannot be shown again)."""
     c = cli_context(ctx)
@@ -61,7 +92,11 @@ def create_token(
         _row, secret = users.create_token(
             session, user=owner, name=name, ttl=ttl, actor=cli_actor()
         )
-    print(secret)
+    if output is None:
+        print(secret)
+        return
+    write_private(output, secret + "\n")
+    print(f"wrote the token for {owner.name} to {output}")
 
 
 @token_app.command("list")
@@ -76,7 +111,7 @@ def list_tokens(
 
 
 @token_app.command("revoke")
-def revoke_token(ctx: typer.Context, token_id: int) -> None:
+def revoke_token(ctx: typer.Context, token_id: TokenId) -> None:
     """Revoke a token by id; requests with it fail with 401 from now on."""
     with cli_context(ctx).session() as session:
         row = users.revoke_token(session, token_id=token_id, actor=cli_actor())

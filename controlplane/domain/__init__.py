@@ -18,10 +18,13 @@ from controlplane.domain.errors import IllegalTransitionError
 from controlplane.domain.errors import NotFoundError
 from controlplane.domain.errors import PermissionDeniedError
 from controlplane.domain.errors import SchemaOutdatedError
+from controlplane.domain.errors import SecretKeyError
 from controlplane.domain.errors import StoreUnavailableError
 from controlplane.domain.errors import UnauthenticatedError
 from controlplane.domain.errors import ValidationError
 from controlplane.domain.lifecycle import Lifecycle
+from controlplane.domain.redact import redact_url
+from controlplane.domain.redact import redact_urls_in
 from controlplane.domain.roles import Role
 from controlplane.domain.rollouts import RolloutState
 from controlplane.domain.samples import Labels
@@ -64,10 +67,13 @@ __all__ = [
     "TuningRunState",
     "SLO",
     "SchemaOutdatedError",
+    "SecretKeyError",
     "StoreUnavailableError",
     "UnauthenticatedError",
     "ValidationError",
     "parse_slo",
+    "redact_url",
+    "redact_urls_in",
     "Labels",
     "Sample",
     "canonical_labels",

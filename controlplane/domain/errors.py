@@ -59,3 +59,8 @@ class EngineUnreachableError(DomainError):
 
 class EngineRejectedError(ValidationError):
     """The engine refused a request as invalid (e.g. a config it cannot run); HTTP 422."""
+
+
+class SecretKeyError(StoreUnavailableError):
+    """The key that decrypts stored secrets is missing, malformed or not the one they were
+    encrypted with (HTTP 503: the server, not the caller, must be fixed)."""

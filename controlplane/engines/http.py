@@ -1,8 +1,16 @@
 """HTTP plumbing shared by adapters: explicit timeouts and one translation of failures into
-domain errors, so every adapter reports an unreachable or refusing engine the same way."""
+domain errors, so every adapter reports an unreachable or refusing engine the same way.
+
+Error messages never carry what a target answered: an engine URL may point anywhere, and an
+error that echoed the body would let whoever can edit engines read other services through
+the control plane. A refusal (400/409/422) keeps only the reason of the engine's own error
+shape (``{"error": {"message": ...}}``), shortened and stripped of control characters; any
+other failure names the HTTP status alone. URLs in messages lose their credentials.
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -12,6 +20,8 @@ from controlplane.domain import EngineRejectedError
 from controlplane.domain import EngineTarget
 from controlplane.domain import EngineUnreachableError
 from controlplane.domain import Health
+from controlplane.domain import redact_url
+from controlplane.domain import redact_urls_in
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
@@ -37,18 +47,18 @@ def request_json(
             kwargs["timeout"] = timeout
         response = client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
+        where = redact_url(str(client.base_url))
         raise EngineUnreachableError(
-            f"engine {engine!r} at {client.base_url}: {type(exc).__name__}: {exc}"
+            f"engine {engine!r} at {where}: {type(exc).__name__}: {redact_urls_in(str(exc))}"
         ) from exc
     if response.status_code in (400, 409, 422):
         raise EngineRejectedError(
-            f"engine {engine!r} refused {method} {path}: {_message(response)}",
+            f"engine {engine!r} refused {method} {path}: {_reason(response)}",
             field=_param(response),
         )
     if response.status_code >= 300:
         raise EngineUnreachableError(
-            f"engine {engine!r} answered {method} {path} with HTTP {response.status_code}: "
-            f"{_message(response)}"
+            f"engine {engine!r} answered {method} {path} with HTTP {response.status_code}"
         )
     try:
         return response.json()
@@ -61,7 +71,7 @@ def probe(client: httpx.Client, path: str) -> Health:
     try:
         response = client.get(path, timeout=httpx.Timeout(3.0, connect=1.0))
     except httpx.HTTPError as exc:
-        return Health(ok=False, detail=f"{type(exc).__name__}: {exc}")
+        return Health(ok=False, detail=f"{type(exc).__name__}: {redact_urls_in(str(exc))}")
     latency = time.monotonic() - started
     if response.status_code != 200:
         return Health(ok=False, detail=f"HTTP {response.status_code}", latency_s=latency)
@@ -79,7 +89,7 @@ class ModelName:
             body = client.get("/v1/models", timeout=timeout).json()
             models = body.get("data") if isinstance(body, dict) else None
             if not models or not isinstance(models[0], dict) or "id" not in models[0]:
-                raise ValueError(f"/v1/models lists no model: {str(body)[:200]}")
+                raise ValueError("/v1/models lists no model")
             self.value = str(models[0]["id"])
         return self.value
 
@@ -112,7 +122,7 @@ def check_completion(client: httpx.Client, *, timeout_s: float, model: ModelName
         return Health(ok=False, detail=f"wrong shape: {exc}")
     latency = time.monotonic() - started
     if response.status_code != 200:
-        detail = f"error: HTTP {response.status_code}: {_message(response)}"
+        detail = f"error: HTTP {response.status_code}: {_reason(response)}"
         return Health(ok=False, detail=detail, latency_s=latency)
     problem = _completion_problem(response)
     if problem:
@@ -140,18 +150,23 @@ def _completion_problem(response: httpx.Response) -> str | None:
     return None
 
 
-def _message(response: httpx.Response) -> str:
+_REASON_CHARS = 200
+_PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")
+
+
+def _reason(response: httpx.Response) -> str:
+    """The engine's stated reason from its own error shape, or a placeholder: never the raw
+    body of whatever answered."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and "message" in error:
-            return str(error["message"])
-        if "detail" in body:
-            return str(body["detail"])
-    return str(body)[:200]
+        return f"HTTP {response.status_code}, no reason given"
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        return f"HTTP {response.status_code}, no reason given"
+    clean = "".join(ch if ch.isprintable() else " " for ch in message).strip()
+    return clean if len(clean) <= _REASON_CHARS else clean[: _REASON_CHARS - 3] + "..."
 
 
 def _param(response: httpx.Response) -> str | None:
@@ -160,4 +175,5 @@ def _param(response: httpx.Response) -> str | None:
     except (ValueError, AttributeError):
         return None
     param = error.get("param") if isinstance(error, dict) else None
-    return str(param) if param else None
+    # A field name, or nothing: the value lands in the 422's loc, so it is not free text.
+    return param if isinstance(param, str) and _PARAM.fullmatch(param) else None

@@ -102,7 +102,7 @@ class ReferenceAdapter:
 def _knob(spec: Mapping[str, Any]) -> Knob:
     kind = spec.get("type")
     if kind not in ("int", "float", "choice"):
-        raise EngineUnreachableError(f"engine search space has a knob of unknown type: {spec}")
+        raise EngineUnreachableError("engine search space has a knob of unknown type")
     return Knob(
         name=str(spec["name"]),
         kind=cast(Any, kind),
@@ -116,5 +116,5 @@ def _knob(spec: Mapping[str, Any]) -> Knob:
 
 def _config(body: Any) -> EngineConfig:
     if not isinstance(body, dict):
-        raise EngineUnreachableError(f"engine returned a config that is not an object: {body!r}")
+        raise EngineUnreachableError("engine returned a config that is not a JSON object")
     return {str(k): v for k, v in body.items() if isinstance(v, int | float | str | bool)}

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from pydantic import StringConstraints
 from pydantic import field_validator
 
+from controlplane.domain import redact_url
 from controlplane.schemas.base import InputModel
 from controlplane.schemas.base import ReadModel
 
@@ -101,12 +102,13 @@ class EngineRead(ReadModel):
 
     @classmethod
     def from_row(cls, row: Any) -> EngineRead:
-        return cls.model_validate(
-            {
-                **{f: getattr(row, f) for f in cls.model_fields if f != "has_admin_token"},
-                "has_admin_token": row.admin_token is not None,
-            }
-        )
+        """Never the token, and URLs without their credentials (``user:pw@`` becomes ``***@``):
+        whoever may read engines is not thereby allowed the engine's secrets."""
+        values = {f: getattr(row, f) for f in cls.model_fields if f != "has_admin_token"}
+        values["url"] = redact_url(row.url)
+        values["metrics_url"] = None if row.metrics_url is None else redact_url(row.metrics_url)
+        values["has_admin_token"] = row.admin_token_enc is not None
+        return cls.model_validate(values)
 
 
 class EngineConfigRead(ReadModel):

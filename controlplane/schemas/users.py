@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import field_validator
+
 from controlplane.domain import Role
+from controlplane.schemas.base import InputModel
 from controlplane.schemas.base import ReadModel
 
 
@@ -32,3 +35,17 @@ class Principal(ReadModel):
     name: str
     role: Role
     token_id: int | None = None
+
+
+class UserUpdate(InputModel):
+    """Admin only. ``disabled: true`` stops every token of the user at once."""
+
+    disabled: bool | None = None
+    role: Role | None = None
+
+    @field_validator("disabled", "role", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value

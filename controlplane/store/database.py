@@ -1,17 +1,28 @@
 """One engine and one session factory per process, built from settings at the edge.
 
 SQLite gets WAL (readers never block the writer), enforced foreign keys and a busy timeout, so
-the embedded default behaves like a real database under the API's thread pool. Connection
-failures become :class:`StoreUnavailableError` naming the URL with its password masked.
+the embedded default behaves like a real database under the API's thread pool. Its file (and
+so its ``-wal`` and ``-shm``, which SQLite creates with the database file's mode) and the data
+directory are private (``0600`` / ``0700``) whatever the umask. Connection failures become
+:class:`StoreUnavailableError` naming the URL with its password masked.
+
+Writes begin ``IMMEDIATE`` (the write lock up front); a session from a factory made with
+``read_only=True`` begins ``DEFERRED`` and so never waits for a writer: in WAL mode a reader
+works on its snapshot while a bulk ingest commits.
+
+Every engine made here carries the :class:`SecretBox` of its settings (:func:`secret_box`), so
+the store decrypts engine admin tokens with the keys of the process that opened it.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import event
@@ -24,8 +35,14 @@ from sqlalchemy.orm import sessionmaker
 
 from controlplane.domain import StoreUnavailableError
 from controlplane.settings import Settings
+from controlplane.store.files import private_dir
+from controlplane.store.files import private_file
+from controlplane.store.secrets import SecretBox
 
 SessionFactory = sessionmaker[Session]
+# Execution option read by the SQLite begin hook: how a transaction of this bind begins.
+_SQLITE_BEGIN = "cp_sqlite_begin"
+_boxes: weakref.WeakKeyDictionary[Engine, SecretBox] = weakref.WeakKeyDictionary()
 
 
 def masked_url(url: str) -> str:
@@ -45,7 +62,7 @@ def make_engine(settings: Settings) -> Engine:
     kwargs: dict[str, Any] = {"echo": settings.db.echo, "pool_pre_ping": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(parsed.database), settings.data_dir)
         kwargs["connect_args"] = {"timeout": settings.db.connect_timeout_s}
     else:
         kwargs["pool_size"] = settings.db.pool_size
@@ -60,7 +77,29 @@ def make_engine(settings: Settings) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+    _boxes[engine] = SecretBox.from_settings(settings)
     return engine
+
+
+def secret_box(bind: Engine | Connection) -> SecretBox:
+    """The keys of the process that opened ``bind`` (made by :func:`make_engine`)."""
+    engine = bind.engine
+    box = _boxes.get(engine) or _boxes.get(getattr(engine, "_proxied", engine))
+    if box is None:
+        raise RuntimeError("this database engine was not made by make_engine: it has no keys")
+    return box
+
+
+def _private_sqlite_file(path: Path, data_dir: Path) -> None:
+    # The data dir is ours: always 0700. Another directory the URL names is only made 0700
+    # when we create it. The file is created 0600 before SQLite opens it, and its -wal and
+    # -shm inherit that mode; existing ones are tightened.
+    if data_dir.resolve() in (path.parent.resolve(), *path.parent.resolve().parents):
+        private_dir(data_dir)
+    private_dir(path.parent, tighten_existing=path.parent.resolve() == data_dir.resolve())
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file == path or file.exists():
+            private_file(file)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -83,17 +122,31 @@ def _sqlite_begin(conn: Any) -> None:
     # finds another writer committed meanwhile, cannot upgrade its snapshot and fails at once
     # ("database is locked", busy timeout or not): with the guard's heartbeats and the
     # collectors' batches writing concurrently that is routine. Waiting briefly is better.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Read-only sessions say so (DEFERRED): they never write, so they never need the lock.
+    mode = conn.get_execution_options().get(_SQLITE_BEGIN, "IMMEDIATE")
+    conn.exec_driver_sql(f"BEGIN {'DEFERRED' if mode == 'DEFERRED' else 'IMMEDIATE'}")
 
 
-def make_session_factory(engine: Engine) -> SessionFactory:
-    return sessionmaker(engine, expire_on_commit=False)
+def read_only_engine(engine: Engine) -> Engine:
+    """``engine`` for reads only: its transactions begin DEFERRED on SQLite (no write lock).
+
+    Writing through it still works, but may fail with "database is locked" when another
+    writer committed since the transaction's first read: use it for reads only.
+    """
+    return engine.execution_options(**{_SQLITE_BEGIN: "DEFERRED"})
+
+
+def make_session_factory(engine: Engine, *, read_only: bool = False) -> SessionFactory:
+    """Sessions on ``engine``; ``read_only`` ones begin DEFERRED on SQLite (see
+    :func:`read_only_engine`), so a read never waits for a writer."""
+    bind = read_only_engine(engine) if read_only else engine
+    return sessionmaker(bind, expire_on_commit=False)
 
 
 def check_reachable(engine: Engine) -> None:
     """Raise :class:`StoreUnavailableError` unless a trivial query succeeds."""
     try:
-        with engine.connect() as conn:
+        with read_only_engine(engine).connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

@@ -77,8 +77,9 @@ class EngineRow(Timestamped, Base):
     kind: Mapped[str] = mapped_column(String(32))
     url: Mapped[str] = mapped_column(String(2048))
     metrics_url: Mapped[str | None] = mapped_column(String(2048))
-    # Needed in clear to call the engine's admin API; never returned by the read models.
-    admin_token: Mapped[str | None] = mapped_column(String(512))
+    # Fernet ciphertext (controlplane.store.secrets); decrypted only to call the engine's
+    # admin API, never returned by the read models.
+    admin_token_enc: Mapped[str | None] = mapped_column(Text)
     approval_mode: Mapped[str] = mapped_column(String(16), default="auto")
     description: Mapped[str] = mapped_column(Text, default="")
     labels: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)

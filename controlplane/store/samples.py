@@ -95,6 +95,14 @@ def _promote_new_series(session: Session) -> None:
         cache.update(ids)
 
 
+def forget_series(engine: Engine) -> None:
+    """Drop the cached series ids of ``engine``. Production never deletes a series, so only a
+    caller that empties the ``series`` table (a test fixture) needs this: a cached id would
+    otherwise name a row that is gone."""
+    with _committed_lock:
+        _committed.pop(engine, None)
+
+
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_new_series(session: Session, _previous: object) -> None:
     # Any rollback, a SAVEPOINT's included, may have removed series this transaction made:

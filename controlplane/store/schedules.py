@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from controlplane.domain import ConflictError
 from controlplane.domain import NotFoundError
+from controlplane.domain.ids import MAX_ROW_ID
+from controlplane.domain.ids import parse_row_id
 from controlplane.store import audit
 from controlplane.store.base import utcnow
 from controlplane.store.models import ScheduleRow
@@ -85,10 +87,14 @@ def _free_name(session: Session, base: str, n: int) -> str:
 
 
 def get_schedule(session: Session, ref: str | int) -> ScheduleRow:
-    """By id (an int, or a string of digits) or by name."""
+    """By id (an int, or a string of ASCII digits) or by name."""
     row: ScheduleRow | None
-    if isinstance(ref, int) or ref.isdigit():
-        row = session.get(ScheduleRow, int(ref))
+    if isinstance(ref, int):
+        row = session.get(ScheduleRow, ref) if 1 <= ref <= MAX_ROW_ID else None
+    elif (row_id := parse_row_id(ref)) is not None:
+        row = session.get(ScheduleRow, row_id)
+    elif ref.isascii() and ref.isdigit():
+        row = None  # digits past the id range can name no row
     else:
         row = session.scalars(select(ScheduleRow).where(ScheduleRow.name == ref)).first()
     if row is None:

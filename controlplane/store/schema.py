@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 import migrations
 from controlplane.domain import SchemaOutdatedError
+from controlplane.store.database import read_only_engine
 
 VERSION_TABLE = "cp_alembic_version"
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
@@ -39,7 +40,8 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
+    # A read: on SQLite it must not queue for the write lock (``/readyz`` asks this).
+    with read_only_engine(engine).connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
         return context.get_current_revision()
 

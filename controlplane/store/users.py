@@ -13,6 +13,7 @@ from datetime import datetime
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -71,6 +72,60 @@ def list_users(session: Session) -> list[UserRow]:
     return list(session.scalars(select(UserRow).order_by(UserRow.name)))
 
 
+def set_disabled(session: Session, *, name: str, disabled: bool, actor: str) -> UserRow:
+    """Disable (every token of the user stops working at once) or enable a user."""
+    row = get_user(session, name)
+    if row.disabled == disabled:
+        return row
+    if disabled:
+        _keep_an_admin(session, row, f"disabling {name!r}")
+    row.disabled = disabled
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.disable" if disabled else "user.enable",
+        target_type="user",
+        target_id=row.id,
+        detail={"name": name},
+    )
+    return row
+
+
+def set_role(session: Session, *, name: str, role: Role, actor: str) -> UserRow:
+    row = get_user(session, name)
+    if row.role == role.value:
+        return row
+    if role is not Role.admin:
+        _keep_an_admin(session, row, f"making {name!r} {role.value}")
+    before = row.role
+    row.role = role.value
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.role",
+        target_type="user",
+        target_id=row.id,
+        detail={"name": name, "before": before, "after": role.value},
+    )
+    return row
+
+
+def _keep_an_admin(session: Session, row: UserRow, change: str) -> None:
+    """Refuse a change that would leave no enabled admin: nobody could undo it by API."""
+    if row.role != Role.admin.value or row.disabled:
+        return
+    # Lock the admins' rows (PostgreSQL) so two concurrent demotions cannot both pass.
+    admins = session.scalars(
+        select(UserRow.id)
+        .where(UserRow.role == Role.admin.value, UserRow.disabled.is_(False))
+        .with_for_update()
+    ).all()
+    if set(admins) <= {row.id}:
+        raise ConflictError(f"{change} would leave no enabled admin")
+
+
 def create_token(
     session: Session, *, user: UserRow, name: str, ttl: timedelta | None, actor: str
 ) -> tuple[ApiTokenRow, str]:
@@ -127,6 +182,19 @@ def authenticate(session: Session, secret: str, *, now: datetime | None = None) 
     """The principal behind a bearer secret; every failure is the same 401 message on purpose,
     so a caller cannot tell a revoked token from a mistyped one."""
     now = now or utcnow()
+    principal, stale = verify(session, secret, now=now)
+    if stale and principal.token_id is not None:
+        stamp_last_used(session, token_id=principal.token_id, now=now)
+    return principal
+
+
+def stamp_last_used(session: Session, *, token_id: int, now: datetime) -> None:
+    session.execute(update(ApiTokenRow).where(ApiTokenRow.id == token_id).values(last_used_at=now))
+
+
+def verify(session: Session, secret: str, *, now: datetime) -> tuple[Principal, bool]:
+    """Like :func:`authenticate` but read-only: also says whether ``last_used_at`` is due
+    for a stamp, which the caller writes in a transaction of its own (reads stay reads)."""
     found = session.execute(
         select(ApiTokenRow, UserRow)
         .join(UserRow, UserRow.id == ApiTokenRow.user_id)
@@ -142,7 +210,6 @@ def authenticate(session: Session, secret: str, *, now: datetime | None = None) 
     ):
         raise UnauthenticatedError("invalid or expired API token")
     # Written at most once a minute per token, so read traffic does not become write traffic.
-    if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
-        token.last_used_at = now
-        session.flush()
-    return Principal(user_id=user.id, name=user.name, role=Role(user.role), token_id=token.id)
+    stale = token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION
+    principal = Principal(user_id=user.id, name=user.name, role=Role(user.role), token_id=token.id)
+    return principal, stale

@@ -3,6 +3,7 @@ last good values, and never delay the healthy engine next to them."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -156,3 +157,46 @@ def test_unknown_kind_is_a_counted_failure(health: CollectorHealth) -> None:
     status = scraper.scrape_now("x")
     assert status.failures == 1 and status.last_error and status.last_error.startswith("config")
     scraper.close()
+
+
+def test_a_failing_engine_logs_once_per_state_change_and_counts_the_rest(
+    health: CollectorHealth, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = Modes()
+    caplog.set_level(logging.DEBUG, logger="collectors")
+    with serve(bad) as url:
+        scraper = EngineScraper(lambda s: None, health=health)
+        scraper.set_targets([EngineTarget("e", "vllm", url)])
+        try:
+            outcomes = ["good", "html", "html", "html", "html", "good", "good", "garbage"]
+            for mode in outcomes:
+                bad.mode = mode
+                scraper.scrape_now("e")
+        finally:
+            scraper.close()
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("collectors")]
+    assert len(lines) == 3, lines
+    assert "e is down" in lines[0] and "html" in lines[0]
+    assert "e is back" in lines[1] and "after 4 failures" in lines[1]
+    assert "e is down" in lines[2]
+    failures = health.registry.get_sample_value(
+        "cplane_collector_scrape_failures_total",
+        {"collector": "engine", "target": "e", "reason": "html"},
+    )
+    assert failures == 4
+
+
+def test_a_target_down_from_the_start_logs_once_without_url_credentials(
+    health: CollectorHealth, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="collectors")
+    scraper = EngineScraper(lambda s: None, health=health, timeout_s=0.5)
+    scraper.set_targets([EngineTarget("e", "vllm", "http://u:pw-secret@127.0.0.1:9")])
+    try:
+        for _ in range(3):
+            scraper.scrape_now("e")
+    finally:
+        scraper.close()
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("collectors")]
+    assert len(lines) == 1 and "e is down" in lines[0]
+    assert "pw-secret" not in caplog.text

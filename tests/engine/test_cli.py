@@ -19,6 +19,7 @@ from engine.cli import main
         ["serve", "--streams", "1000"],
         ["serve", "--batch-size", "65"],
         ["serve", "--max-queue-delay-ms", "-1"],
+        ["serve", "--max-body-bytes", "0"],
         ["serve", "--unknown-flag"],
         [],
     ],

@@ -69,7 +69,7 @@ def test_alert_tables_dedupe_keep_alerts_of_removed_engines_and_downgrade(
         assert conn.execute(text("SELECT engine_id FROM alerts")).one() == (None,)
         conn.execute(text("DELETE FROM alerts"))
         assert conn.execute(text("SELECT count(*) FROM alert_events")).scalar() == 0
-    schema.downgrade(engine, "0007")
+    schema.downgrade(engine, "0008")
     assert not {"alerts", "alert_events"} & set(inspect(engine).get_table_names())
     schema.upgrade(engine)
     assert schema.current_revision(engine) == schema.head_revision()

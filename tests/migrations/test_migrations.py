@@ -22,6 +22,7 @@ from controlplane.settings import Settings
 from controlplane.store import schema
 from controlplane.store.base import Base
 from controlplane.store.database import make_engine
+from controlplane.store.database import secret_box
 from tests.fixtures.db import DatabaseFactory
 
 
@@ -150,3 +151,26 @@ def test_series_ids_migration_moves_samples_and_rollups_both_ways(empty_engine: 
         assert conn.execute(text("SELECT source FROM sample_rollups")).scalar() == "e3"
     assert sorted(map(tuple, back)) == sorted(wide)
     assert "series" not in inspect(empty_engine).get_table_names()
+
+
+def test_engine_tokens_migration_encrypts_and_decrypts_both_ways(empty_engine: Engine) -> None:
+    schema.upgrade(empty_engine, "0007")
+    insert = text(
+        "INSERT INTO engines (name, kind, url, admin_token, approval_mode, description, labels, "
+        "created, updated) VALUES (:n, 'reference', 'http://x', :t, 'auto', '', '{}', "
+        "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+    with empty_engine.begin() as conn:
+        conn.execute(insert, {"n": "a", "t": "plain-token-a"})
+        conn.execute(insert, {"n": "b", "t": None})
+    schema.upgrade(empty_engine, "0008")
+    columns = {c["name"] for c in inspect(empty_engine).get_columns("engines")}
+    assert "admin_token_enc" in columns and "admin_token" not in columns
+    with empty_engine.connect() as conn:
+        sealed = dict(conn.execute(text("SELECT name, admin_token_enc FROM engines")).all())
+    assert sealed["b"] is None and "plain-token-a" not in sealed["a"]
+    assert secret_box(empty_engine).decrypt(sealed["a"]) == "plain-token-a"
+    schema.downgrade(empty_engine, "0007")
+    with empty_engine.connect() as conn:
+        plain = dict(conn.execute(text("SELECT name, admin_token FROM engines")).all())
+    assert plain == {"a": "plain-token-a", "b": None}

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter
-from fastapi import Path
 from fastapi import Query
 from sqlalchemy.exc import IntegrityError
 
@@ -14,6 +13,7 @@ from controlplane.api.deps import Operator
 from controlplane.api.deps import SessionDep
 from controlplane.api.deps import Viewer
 from controlplane.api.deps import actor
+from controlplane.api.params import RowId
 from controlplane.domain.alerts import AlertSource
 from controlplane.domain.alerts import AlertState
 from controlplane.schemas.alerts import AlertDetail
@@ -70,9 +70,7 @@ def list_alerts(
 
 
 @router.get("/{alert_id}", response_model=AlertDetail)
-def get_alert(
-    alert_id: Annotated[int, Path(ge=1)], session: SessionDep, who: Viewer
-) -> AlertDetail:
+def get_alert(alert_id: RowId, session: SessionDep, who: Viewer) -> AlertDetail:
     """One alert with its firing / resolved history."""
     with session.begin():
         return alerts.get_alert(session, alert_id)

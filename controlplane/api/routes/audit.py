@@ -7,6 +7,7 @@ from fastapi import Query
 
 from controlplane.api.deps import SessionDep
 from controlplane.api.deps import Viewer
+from controlplane.domain.ids import MAX_AUDIT_ID
 from controlplane.schemas.audit import AuditEventRead
 from controlplane.store import audit
 
@@ -21,7 +22,7 @@ def list_audit_events(
     target_id: Annotated[str | None, Query(max_length=128)] = None,
     actor: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_AUDIT_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditEventRead]:
     """Newest first. Page backwards with ``before_id`` set to the last id you received."""

@@ -8,7 +8,6 @@ import threading
 from typing import Annotated
 
 from fastapi import APIRouter
-from fastapi import Path
 from fastapi import Query
 from fastapi import Request
 
@@ -18,13 +17,14 @@ from controlplane.api.deps import SessionDep
 from controlplane.api.deps import SettingsDep
 from controlplane.api.deps import actor
 from controlplane.api.deps import get_session_factory
+from controlplane.api.params import RowId
 from controlplane.chaos import runs as chaos_runs
 from controlplane.schemas.chaos import ChaosExperimentRead
 from controlplane.schemas.chaos import ChaosRunCreate
 from controlplane.store import chaos as chaos_store
 
 router = APIRouter(prefix="/api/v1/chaos", tags=["Chaos"])
-ExperimentId = Annotated[int, Path(ge=1)]
+ExperimentId = RowId
 
 
 @router.post("/experiments", response_model=ChaosExperimentRead, status_code=202)

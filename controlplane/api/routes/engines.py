@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter
-from fastapi import Path
 from fastapi import Query
 from fastapi import Response
 
@@ -11,6 +10,7 @@ from controlplane.api.deps import Operator
 from controlplane.api.deps import SessionDep
 from controlplane.api.deps import Viewer
 from controlplane.api.deps import actor
+from controlplane.api.params import EngineRef
 from controlplane.schemas.engines import EngineConfigRead
 from controlplane.schemas.engines import EngineCreate
 from controlplane.schemas.engines import EngineRead
@@ -19,8 +19,6 @@ from controlplane.store import configs
 from controlplane.store import engines
 
 router = APIRouter(prefix="/api/v1/engines", tags=["Engines"])
-
-EngineRef = Annotated[str, Path(description="Engine id or name.", max_length=100)]
 
 
 @router.post("", status_code=201, response_model=EngineRead)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter
-from fastapi import Path
 from fastapi import Request
 
 from controlplane.api.deps import Operator
 from controlplane.api.deps import SessionDep
 from controlplane.api.deps import Viewer
 from controlplane.api.deps import actor
+from controlplane.api.params import EngineRef
 from controlplane.scheduler.health_watch import describe
 from controlplane.scheduler.health_watch import update
 from controlplane.schemas.health_watch import HealthWatchRead
@@ -20,8 +18,6 @@ from controlplane.settings import Settings
 from controlplane.store import engines
 
 router = APIRouter(prefix="/api/v1", tags=["Health watch"])
-
-EngineRef = Annotated[str, Path(description="Engine id or name.", max_length=100)]
 
 
 @router.get("/engines/{engine}/health-watch", response_model=HealthWatchRead)

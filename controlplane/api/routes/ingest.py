@@ -2,7 +2,8 @@
 
 Idempotent by ``Idempotency-Key``: the key and the samples are stored in one transaction,
 so a retried batch is either fully stored once or refused as a duplicate. Every row is
-validated before anything is written; a bad row is a 422 naming its index.
+validated before anything is written; a bad row is a 422 naming its index. Each stored batch
+writes one audit event (``ingest.batch``) with its counts, in the same transaction.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from controlplane.domain import Sample
 from controlplane.domain import labels_of
 from controlplane.schemas.samples import IngestBatch
 from controlplane.schemas.samples import IngestResult
+from controlplane.store import audit
 from controlplane.store import samples as sample_store
 
 router = APIRouter(prefix="/api/v1/ingest", tags=["Ingest"])
+# Source names kept in the audit event; an agent pushes a handful, a flood stays bounded.
+_AUDITED_SOURCES = 20
 
 
 @router.post("", response_model=IngestResult)
@@ -49,4 +53,18 @@ def ingest(
         if not fresh:
             return IngestResult(stored=0, duplicate=True)
         stored = sample_store.insert_samples(session, samples)
+        sources = sorted({s.source for s in samples})
+        audit.record(
+            session,
+            actor=actor(who),
+            action="ingest.batch",
+            target_type="ingest",
+            target_id=idempotency_key,
+            detail={
+                "samples": len(samples),
+                "stored": stored,
+                "sources": sources[:_AUDITED_SOURCES],
+                "source_count": len(sources),
+            },
+        )
     return IngestResult(stored=stored, duplicate=False)

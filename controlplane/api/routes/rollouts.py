@@ -8,7 +8,6 @@ from typing import Annotated
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi import Path
 from fastapi import Query
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -18,6 +17,8 @@ from controlplane.api.deps import SessionDep
 from controlplane.api.deps import SettingsDep
 from controlplane.api.deps import Viewer
 from controlplane.api.deps import actor
+from controlplane.api.params import EngineRef
+from controlplane.api.params import RowId
 from controlplane.domain import ConflictError
 from controlplane.domain import RolloutState
 from controlplane.guard import GuardService
@@ -30,8 +31,6 @@ from controlplane.store import engines
 from controlplane.store import rollouts
 
 router = APIRouter(prefix="/api/v1", tags=["Rollouts"])
-
-EngineRef = Annotated[str, Path(description="Engine id or name.", max_length=100)]
 
 
 def _guard(request: Request) -> GuardService:
@@ -116,7 +115,7 @@ def list_rollouts(
 
 
 @router.get("/rollouts/{rollout_id}", response_model=RolloutRead)
-def get_rollout(rollout_id: int, session: SessionDep, who: Viewer) -> RolloutRead:
+def get_rollout(rollout_id: RowId, session: SessionDep, who: Viewer) -> RolloutRead:
     """One rollout with its evidence: baseline, every decision's inputs, the verdict."""
     with session.begin():
         return RolloutRead.model_validate(rollouts.get_rollout(session, rollout_id))
@@ -124,7 +123,7 @@ def get_rollout(rollout_id: int, session: SessionDep, who: Viewer) -> RolloutRea
 
 @router.post("/rollouts/{rollout_id}/approve", response_model=RolloutRead, status_code=202)
 def approve_rollout(
-    rollout_id: int, request: Request, session: SessionDep, who: Operator
+    rollout_id: RowId, request: Request, session: SessionDep, who: Operator
 ) -> RolloutRead:
     with session.begin():
         row = rollouts.approve(
@@ -137,7 +136,7 @@ def approve_rollout(
 
 @router.post("/rollouts/{rollout_id}/rollback", status_code=202)
 def rollback_rollout(
-    rollout_id: int,
+    rollout_id: RowId,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter
-from fastapi import Path
 from fastapi import Query
 from fastapi import Request
 from fastapi import Response
@@ -16,6 +15,7 @@ from controlplane.api.deps import Operator
 from controlplane.api.deps import SessionDep
 from controlplane.api.deps import Viewer
 from controlplane.api.deps import actor
+from controlplane.api.params import ScheduleRef
 from controlplane.domain import ConflictError
 from controlplane.scheduler.tuning_schedules import create_schedule
 from controlplane.scheduler.tuning_schedules import fire
@@ -33,8 +33,6 @@ from controlplane.store.models import ScheduleRow
 from tuner import TuningService
 
 router = APIRouter(prefix="/api/v1", tags=["Schedules"])
-
-ScheduleRef = Annotated[str, Path(description="Schedule id or name.", max_length=128)]
 
 
 class FiringRead(BaseModel):

@@ -10,13 +10,14 @@ from typing import Literal
 
 from fastapi import APIRouter
 from fastapi import Query
+from fastapi.exceptions import RequestValidationError
 
 from collectors._query import quantile_series
 from collectors._query import rate_series
 from collectors._query import sum_by_le
 from controlplane.api.deps import SessionDep
 from controlplane.api.deps import Viewer
-from controlplane.domain import ValidationError
+from controlplane.schemas.samples import TS_MAX
 from controlplane.schemas.samples import SeriesRead
 from controlplane.schemas.samples import SeriesResponse
 from controlplane.store import samples as sample_store
@@ -26,12 +27,19 @@ router = APIRouter(prefix="/api/v1/series", tags=["Series"])
 MAX_POINTS = 11_000  # Prometheus's own limit on points per series in a range query
 
 
+def _query_error(param: str, message: str) -> RequestValidationError:
+    """A 422 located in the query string, like FastAPI's own for these parameters."""
+    return RequestValidationError(
+        [{"loc": ("query", param), "msg": message, "type": "value_error", "input": None}]
+    )
+
+
 def _labels(pairs: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValidationError(f"label {pair!r} is not key=value", field="labels")
+            raise _query_error("labels", f"label {pair!r} is not key=value")
         out[key] = value
     return out
 
@@ -46,9 +54,12 @@ def get_series(
         list[str] | None, Query(description="key=value filters, repeatable; all must match.")
     ] = None,
     start: Annotated[
-        float | None, Query(alias="from", description="Unix s; default to-1h.")
+        float | None,
+        Query(alias="from", ge=0, le=TS_MAX, description="Unix s; default to-1h."),
     ] = None,
-    end: Annotated[float | None, Query(alias="to", description="Unix s; default now.")] = None,
+    end: Annotated[
+        float | None, Query(alias="to", ge=0, le=TS_MAX, description="Unix s; default now.")
+    ] = None,
     step: Annotated[float, Query(gt=0, le=86400, description="Seconds between points.")] = 60.0,
     window: Annotated[
         float | None, Query(gt=0, le=86400, description="Rate/quantile window; default step.")
@@ -66,14 +77,13 @@ def get_series(
     to = time.time() if end is None else end
     frm = to - 3600.0 if start is None else start
     if frm >= to:
-        raise ValidationError("'from' must be before 'to'", field="from")
+        raise _query_error("from", "'from' must be before 'to'")
     if (to - frm) / step > MAX_POINTS:
-        raise ValidationError(
-            f"{(to - frm) / step:.0f} points per series is over {MAX_POINTS}; raise 'step'",
-            field="step",
+        raise _query_error(
+            "step", f"{(to - frm) / step:.0f} points per series is over {MAX_POINTS}; raise 'step'"
         )
     if quantile is not None and rate:
-        raise ValidationError("choose 'quantile' or 'rate', not both", field="rate")
+        raise _query_error("rate", "choose 'quantile' or 'rate', not both")
     want = _labels(labels or [])
     win = window or step
     out: list[SeriesRead] = []

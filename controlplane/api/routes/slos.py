@@ -10,6 +10,7 @@ from controlplane.api.deps import Operator
 from controlplane.api.deps import SessionDep
 from controlplane.api.deps import Viewer
 from controlplane.api.deps import actor
+from controlplane.api.params import EngineRef
 from controlplane.domain import parse_slo
 from controlplane.schemas.slos import SloCreate
 from controlplane.schemas.slos import SloRead
@@ -17,7 +18,6 @@ from controlplane.store import engines
 from controlplane.store import slos
 
 router = APIRouter(prefix="/api/v1/engines/{engine}/slos", tags=["SLOs"])
-EngineRef = Annotated[str, Path(description="Engine id or name.", max_length=100)]
 
 
 @router.get("", response_model=list[SloRead])

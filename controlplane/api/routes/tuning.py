@@ -9,7 +9,6 @@ from typing import Annotated
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi import Path
 from fastapi import Query
 from fastapi import Request
 
@@ -17,6 +16,8 @@ from controlplane.api.deps import Operator
 from controlplane.api.deps import SessionDep
 from controlplane.api.deps import Viewer
 from controlplane.api.deps import actor
+from controlplane.api.params import EngineRef
+from controlplane.api.params import RowId
 from controlplane.domain import ConflictError
 from controlplane.schemas.tuning import TrialRead
 from controlplane.schemas.tuning import TuningCreate
@@ -32,8 +33,6 @@ from tuner import start_run
 from tuner import storage_url
 
 router = APIRouter(prefix="/api/v1", tags=["Tuning"])
-
-EngineRef = Annotated[str, Path(description="Engine id or name.", max_length=100)]
 
 
 def _service(request: Request) -> TuningService:
@@ -83,14 +82,14 @@ def list_tuning_runs(
 
 
 @router.get("/tuning-runs/{run_id}", response_model=TuningRunRead)
-def get_tuning_run(run_id: int, session: SessionDep, who: Viewer) -> TuningRunRead:
+def get_tuning_run(run_id: RowId, session: SessionDep, who: Viewer) -> TuningRunRead:
     with session.begin():
         return TuningRunRead.model_validate(tuning.get_run(session, run_id))
 
 
 @router.get("/tuning-runs/{run_id}/trials", response_model=list[TrialRead])
 def get_tuning_trials(
-    run_id: int, request: Request, session: SessionDep, who: Viewer
+    run_id: RowId, request: Request, session: SessionDep, who: Viewer
 ) -> list[TrialRead]:
     with session.begin():
         study = tuning.get_run(session, run_id).study_name
@@ -99,7 +98,7 @@ def get_tuning_trials(
 
 @router.post("/tuning-runs/{run_id}/stop", status_code=202)
 def stop_tuning_run(
-    run_id: int, request: Request, session: SessionDep, who: Operator
+    run_id: RowId, request: Request, session: SessionDep, who: Operator
 ) -> dict[str, Any]:
     """Stop after the current trial (the guard settles the rollout it is baking)."""
     with session.begin():
@@ -110,7 +109,7 @@ def stop_tuning_run(
 
 @router.post("/tuning-runs/{run_id}/resume", response_model=TuningRunRead, status_code=202)
 def resume_tuning_run(
-    run_id: int, request: Request, session: SessionDep, who: Operator
+    run_id: RowId, request: Request, session: SessionDep, who: Operator
 ) -> TuningRunRead:
     service = _service(request)
     with session.begin():

@@ -55,6 +55,7 @@ from controlplane.engines import adapter_for
 from controlplane.guard import RolloutRunner
 from controlplane.guard import propose
 from controlplane.schemas.chaos import ChaosRunCreate
+from controlplane.schemas.engines import EngineUpdate
 from controlplane.settings import ChaosSettings
 from controlplane.settings import CollectorSettings
 from controlplane.settings import Settings
@@ -294,6 +295,16 @@ def test_an_experiment_records_what_the_fault_cost_the_engine(
     sessions = make_session_factory(db)
     engine_id = register(sessions, ns_engine)
     with unit_of_work(sessions) as s:
+        # A pid: fault must hit a process listening on the engine URL's address: the engine's
+        # own inside the namespace. Scrapes still go through the bridge.
+        moved = EngineUpdate.model_validate(
+            {
+                "url": f"http://{topo.server_ip}:8000",
+                "metrics_url": f"{ns_engine.url}/metrics",
+                "admin_token": ns_engine.admin_token,
+            }
+        )
+        engines.update_engine(s, ref="ref", data=moved, actor="t")
         # A 2 s window: the objective judges the last two seconds at every scrape.
         slo = parse_slo("p99_ms<=1000", window_s=2.0)
         slos.set_slo(s, engine_id=engine_id, slo=slo, actor="t")

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ from controlplane.domain import StoreUnavailableError
 from controlplane.settings import Settings
 from controlplane.store.database import check_reachable
 from controlplane.store.database import make_engine
+from controlplane.store.database import make_session_factory
 from controlplane.store.database import masked_url
 
 
@@ -41,3 +45,46 @@ def test_garbage_url_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_both_backends_answer(db_engine: Engine) -> None:
     check_reachable(db_engine)
+
+
+def test_sqlite_reads_do_not_wait_for_a_writer_but_writes_still_lock(tmp_path: Path) -> None:
+    engine = make_engine(Settings(data_dir=tmp_path))
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    reads = make_session_factory(engine, read_only=True)
+    writes = make_session_factory(engine)
+    other = sqlite3.connect(tmp_path / "controlplane.db", timeout=0, isolation_level=None)
+    with writes() as writer, writer.begin():
+        writer.execute(text("INSERT INTO t VALUES (2)"))  # holds the write lock, uncommitted
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        with reads() as session, session.begin():  # does not wait: its snapshot predates it
+            assert session.execute(text("SELECT COUNT(*) FROM t")).scalar() == 1
+    with reads() as session, session.begin():  # a read-only session holds no write lock
+        session.execute(text("SELECT COUNT(*) FROM t"))
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    other.close()
+    engine.dispose()
+
+
+def test_store_file_wal_shm_and_data_dir_are_private_under_umask_022(tmp_path: Path) -> None:
+    data_dir = tmp_path / "fresh" / "data"
+    old = os.umask(0o022)
+    try:
+        engine = make_engine(Settings(data_dir=data_dir))
+        with engine.begin() as conn:  # WAL mode: the write creates -wal and -shm
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        with engine.connect() as conn:  # still open, so SQLite keeps both files
+            conn.execute(text("SELECT * FROM t")).all()
+            db = data_dir / "controlplane.db"
+            files = (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
+            assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {
+                f.name: 0o600 for f in files
+            }
+        assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+        engine.dispose()
+    finally:
+        os.umask(old)
