@@ -291,6 +291,31 @@ class ChaosSettings(BaseModel):
     )
 
 
+class PrometheusSettings(BaseModel):
+    """The Prometheus that scrapes the control plane and evaluates its rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="Base URL of Prometheus, e.g. `http://127.0.0.1:9090`. Set: writing the "
+        "SLO rule file is followed by `POST /-/reload` (Prometheus needs "
+        "`--web.enable-lifecycle`). Empty: no reload.",
+    )
+    rules_file: Path | None = Field(
+        None,
+        description="Where `cplane prometheus rules` writes the SLO burn-rate rules. Empty: "
+        "`<data_dir>/prometheus/slo.rules.yml`.",
+    )
+    promtool: str = Field(
+        "promtool", description="promtool command that checks a rule file before it is written."
+    )
+    reload_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="How long a reload request may take."
+    )
+
+
 class Settings(BaseSettings):
     """Root settings: environment variables ``CP_<FIELD>`` and ``CP_<GROUP>__<FIELD>``."""
 
@@ -322,10 +347,17 @@ class Settings(BaseSettings):
     )
     chaos: ChaosSettings = Field(default_factory=ChaosSettings, description="Fault injection.")
     tuner: TunerSettings = Field(default_factory=TunerSettings, description="Autotuner.")
+    prometheus: PrometheusSettings = Field(
+        default_factory=PrometheusSettings, description="Prometheus integration."
+    )
 
     @property
     def chaos_state_dir(self) -> Path:
         return self.chaos.state_dir or self.data_dir / "chaos"
+
+    @property
+    def prometheus_rules_file(self) -> Path:
+        return self.prometheus.rules_file or self.data_dir / "prometheus" / "slo.rules.yml"
 
     @property
     def resolved_database_url(self) -> str:

@@ -15,6 +15,7 @@ from controlplane import chaos
 from controlplane.api import collectors
 from controlplane.api import errors
 from controlplane.api import guard
+from controlplane.api import store_metrics
 from controlplane.api import tuning
 from controlplane.api.deps import require
 from controlplane.api.routers import PROTECTED
@@ -48,6 +49,7 @@ def create_app(settings: Settings, *, db_engine: Engine | None = None) -> FastAP
     app.state.db_engine = engine
     app.state.session_factory = make_session_factory(engine)
     collectors.install(app)
+    store_metrics.install(app)
     guard.install(app)
     tuning.install(app)
     errors.install(app)

@@ -12,6 +12,7 @@ from controlplane.api.routes import health
 from controlplane.api.routes import ingest
 from controlplane.api.routes import me
 from controlplane.api.routes import metrics
+from controlplane.api.routes import prometheus
 from controlplane.api.routes import rollouts
 from controlplane.api.routes import series
 from controlplane.api.routes import slos
@@ -28,4 +29,5 @@ PROTECTED: tuple[APIRouter, ...] = (
     slos.router,
     tuning.router,
     chaos.router,
+    prometheus.router,
 )

@@ -15,6 +15,7 @@ from controlplane.cli import agent
 from controlplane.cli import chaos
 from controlplane.cli import db
 from controlplane.cli import engines
+from controlplane.cli import prometheus
 from controlplane.cli import rollouts
 from controlplane.cli import slos
 from controlplane.cli import tune
@@ -43,6 +44,8 @@ app.add_typer(chaos.app, name="chaos")
 app.command()(agent.agent)
 app.command("tune")(tune.tune)
 app.add_typer(tune.app, name="tuning")
+app.add_typer(prometheus.prometheus_app, name="prometheus")
+app.add_typer(prometheus.alertmanager_app, name="alertmanager")
 
 
 @app.callback()
