@@ -37,7 +37,8 @@ def check_slo(session: Session, engine: EngineRow, slo: SLO) -> None:
 
 def write_rules(session: Session, settings: Settings, path: Path | None = None) -> RulesWritten:
     """Write the rule file (if it changed, and only once promtool accepts it), then reload
-    Prometheus when its URL is configured.
+    Prometheus when its URL is configured: also when the file is unchanged, so that running
+    the command again repairs a reload that failed before.
 
     Raises:
         ValidationError: an SLO cannot be expressed, or promtool rejected the file.
@@ -46,7 +47,7 @@ def write_rules(session: Session, settings: Settings, path: Path | None = None) 
     target = path or settings.prometheus_rules_file
     changed = write_checked(current_rules(session), target, promtool=settings.prometheus.promtool)
     reloaded = False
-    if changed and settings.prometheus.url:
+    if settings.prometheus.url:
         reload(settings.prometheus.url, timeout_s=settings.prometheus.reload_timeout_s)
         reloaded = True
     return RulesWritten(target, changed, reloaded)

@@ -27,6 +27,7 @@ from controlplane.store.database import make_session_factory
 from controlplane.store.database import unit_of_work
 from tests.fixtures.api import TokenMaker
 from tests.fixtures.cli import Run
+from tests.fixtures.engines import free_port
 from tests.fixtures.prom import require_tool
 from tests.fixtures.prom import run_tool
 
@@ -240,6 +241,16 @@ def test_cli_writes_checked_rules_and_keeps_a_good_file(
     assert out.read_text() == good
 
     assert cli("slo", "remove", "ref", "p99")[0] == 0
+    # No Prometheus at the configured URL: the checked file is written, the command says
+    # the reload failed (exit 2), and running it again retries the reload.
+    monkeypatch.setenv("CP_PROMETHEUS__URL", f"http://127.0.0.1:{free_port()}")
+    other = tmp_path / "rules" / "again.rules.yml"
+    code, _, err = cli("prometheus", "rules", "--out", str(other))
+    assert code == 2 and "unreachable" in err
+    assert "nv_inference_request_failure" in other.read_text()  # written (now a triton)
+    code, _, err = cli("prometheus", "rules", "--out", str(other))
+    assert code == 2 and "unreachable" in err
+    monkeypatch.delenv("CP_PROMETHEUS__URL")
     monkeypatch.setenv("CP_PROMETHEUS__PROMTOOL", str(tmp_path / "no-such-promtool"))
     code, _, err = cli("prometheus", "rules", "--out", str(tmp_path / "other.yml"))
     assert code == 2 and "not found" in err
