@@ -105,7 +105,8 @@ def test_prometheus_discovers_scrapes_and_reloads(
             return {g["name"] for g in data["groups"]}  # type: ignore[index]
 
         loaded = groups()
-        assert {"cplane-canonical", "cplane-serving", "cplane-slo-ref-error_rate"} <= loaded
+        expected = {"cplane-canonical-requests", "cplane-serving", "cplane-slo-ref-error_rate"}
+        assert expected <= loaded
         # Canonical series from the engine's own names, labelled by discovery.
         series = _until(
             lambda: prom.get(  # type: ignore[union-attr]
