@@ -52,7 +52,6 @@ class StoreMetrics(Collector):
         self._sessions = sessions
         self._chaos_dir = chaos_state_dir
         self._clock = clock
-        self.failures = 0
 
     def collect(self) -> Iterator[Metric]:
         runs = GaugeMetricFamily(
@@ -61,8 +60,8 @@ class StoreMetrics(Collector):
         try:
             counts = self._tuning_counts()
         except SQLAlchemyError:
-            # The store is down: /metrics still answers (collectors, GPU), without these.
-            self.failures += 1
+            # The store is down: /metrics still answers (collectors, GPU) without these, and
+            # the collectors' own series (dropped samples, write failures) say why.
             log.debug("tuning run counts unavailable", exc_info=True)
             counts = None
         if counts is not None:

@@ -38,7 +38,12 @@ TokenFile = Annotated[
 
 
 def _url(settings: Settings, url: str | None) -> str:
-    return url or f"http://{settings.api.host}:{settings.api.port}"
+    if url:
+        return url
+    # A wildcard bind address is no address to connect to; on the same host it is loopback.
+    host = settings.api.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
+    return f"http://{host}:{settings.api.port}"
 
 
 def _token_file(settings: Settings, token_file: Path | None) -> Path:
