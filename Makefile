@@ -16,7 +16,7 @@ help:
 	@echo "make demo   - install, migrate the SQLite store, start a reference engine and the control plane"
 	@echo "make test   - install what the tests need (system packages too) and run every check"
 	@echo "make lint   - ruff, mypy and the layer contracts only"
-	@echo "make docs   - regenerate generated docs (docs/settings.md)"
+	@echo "make docs   - regenerate generated files (docs/settings.md, alerts/canonical.rules.yml)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,7 @@ test: system-deps $(STAMP) lint
 .PHONY: docs
 docs: $(STAMP)
 	$(BIN)/python -m controlplane.settings > docs/settings.md
+	$(BIN)/python -m controlplane.prometheus > alerts/canonical.rules.yml
 
 .PHONY: demo
 demo: $(STAMP)
