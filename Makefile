@@ -9,14 +9,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := controlplane collectors tuner engine
 # Debian packages the tests use; installed only when missing.
-SYSTEM_PACKAGES := postgresql prometheus nftables iproute2
+SYSTEM_PACKAGES := postgresql prometheus prometheus-alertmanager nftables iproute2
 
 .PHONY: help
 help:
 	@echo "make demo   - install, migrate the SQLite store, start a reference engine and the control plane"
 	@echo "make test   - install what the tests need (system packages too) and run every check"
 	@echo "make lint   - ruff, mypy and the layer contracts only"
-	@echo "make docs   - regenerate generated docs (docs/settings.md)"
+	@echo "make docs   - regenerate generated files (docs/settings.md, alerts/canonical.rules.yml)"
 	@echo "make dashboards - regenerate the Grafana dashboard JSON (dashboards/json/)"
 
 $(STAMP): pyproject.toml
@@ -50,6 +50,7 @@ test: system-deps $(STAMP) lint
 .PHONY: docs
 docs: $(STAMP)
 	$(BIN)/python -m controlplane.settings > docs/settings.md
+	$(BIN)/python -m controlplane.prometheus > alerts/canonical.rules.yml
 
 .PHONY: dashboards
 dashboards: $(STAMP)

@@ -469,6 +469,31 @@ class DetectorSettings(BaseModel):
     )
 
 
+class PrometheusSettings(BaseModel):
+    """The Prometheus that scrapes the control plane and evaluates its rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="Base URL of Prometheus, e.g. `http://127.0.0.1:9090`. Set: writing the "
+        "SLO rule file is followed by `POST /-/reload` (Prometheus needs "
+        "`--web.enable-lifecycle`). Empty: no reload.",
+    )
+    rules_file: Path | None = Field(
+        None,
+        description="Where `cplane prometheus rules` writes the SLO burn-rate rules. Empty: "
+        "`<data_dir>/prometheus/slo.rules.yml`.",
+    )
+    promtool: str = Field(
+        "promtool", description="promtool command that checks a rule file before it is written."
+    )
+    reload_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="How long a reload request may take."
+    )
+
+
 class Settings(BaseSettings):
     """Root settings: environment variables ``CP_<FIELD>`` and ``CP_<GROUP>__<FIELD>``."""
 
@@ -525,6 +550,9 @@ class Settings(BaseSettings):
     detectors: DetectorSettings = Field(
         default_factory=DetectorSettings, description="Built-in QPS-swing and leak detectors."
     )
+    prometheus: PrometheusSettings = Field(
+        default_factory=PrometheusSettings, description="Prometheus integration."
+    )
 
     @property
     def chaos_state_dir(self) -> Path:
@@ -533,6 +561,10 @@ class Settings(BaseSettings):
     @property
     def resolved_secret_key_file(self) -> Path:
         return self.secret_key_file or self.data_dir / "secret.key"
+
+    @property
+    def prometheus_rules_file(self) -> Path:
+        return self.prometheus.rules_file or self.data_dir / "prometheus" / "slo.rules.yml"
 
     @property
     def resolved_database_url(self) -> str:

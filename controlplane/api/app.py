@@ -18,6 +18,7 @@ from controlplane.api import errors
 from controlplane.api import guard
 from controlplane.api import scheduler
 from controlplane.api import schedules
+from controlplane.api import store_metrics
 from controlplane.api import tuning
 from controlplane.api.deps import require
 from controlplane.api.params import storable_params
@@ -55,6 +56,7 @@ def create_app(settings: Settings, *, db_engine: Engine | None = None) -> FastAP
     app.state.read_session_factory = make_session_factory(engine, read_only=True)
     collectors.install(app)
     auth_failures.install(app)
+    store_metrics.install(app)
     guard.install(app)
     tuning.install(app)
     scheduler.install(app)

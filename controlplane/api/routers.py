@@ -15,6 +15,7 @@ from controlplane.api.routes import ingest
 from controlplane.api.routes import jobs
 from controlplane.api.routes import me
 from controlplane.api.routes import metrics
+from controlplane.api.routes import prometheus
 from controlplane.api.routes import rollouts
 from controlplane.api.routes import schedules
 from controlplane.api.routes import series
@@ -38,4 +39,5 @@ PROTECTED: tuple[APIRouter, ...] = (
     jobs.router,
     alerts.router,
     users.router,
+    prometheus.router,
 )

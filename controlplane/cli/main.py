@@ -19,6 +19,7 @@ from controlplane.cli import db
 from controlplane.cli import engines
 from controlplane.cli import health_watch
 from controlplane.cli import jobs
+from controlplane.cli import prometheus
 from controlplane.cli import rollouts
 from controlplane.cli import schedules
 from controlplane.cli import slos
@@ -53,6 +54,8 @@ app.add_typer(tune.app, name="tuning")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(prometheus.prometheus_app, name="prometheus")
+app.add_typer(prometheus.alertmanager_app, name="alertmanager")
 
 
 @app.callback()

@@ -9,6 +9,7 @@ from controlplane.cli.context import cli_context
 from controlplane.cli.durations import parse_duration
 from controlplane.cli.output import emit
 from controlplane.domain import parse_slo
+from controlplane.prometheus import check_slo
 from controlplane.schemas.slos import SloRead
 from controlplane.store import engines
 from controlplane.store import slos
@@ -27,6 +28,7 @@ def set_(
     slo = parse_slo(spec, window_s=parse_duration(window, field="window"))
     with cli_context(ctx).session() as session:
         row = engines.get_engine(session, engine)
+        check_slo(session, row, slo)
         slos.set_slo(session, engine_id=row.id, slo=slo, actor=cli_actor())
     print(f"{engine}: {slo.spec()} (window {slo.window_s:g} s)")
 

@@ -29,7 +29,7 @@ log = logging.getLogger("controlplane.guard")
 ACTOR = "guard"
 ALERTS: dict[str, tuple[str, str]] = {
     # event kind: (alertname, severity)
-    "rollout.rolled_back": ("RolloutRolledBack", "warning"),
+    "rollout.rolled_back": ("EngineRolledBack", "warning"),
     "rollout.failed": ("RolloutFailed", "critical"),
     "health.rollback": ("HealthWatchRollback", "critical"),
 }

@@ -12,6 +12,7 @@ from controlplane.api.deps import Viewer
 from controlplane.api.deps import actor
 from controlplane.api.params import EngineRef
 from controlplane.domain import parse_slo
+from controlplane.prometheus import check_slo
 from controlplane.schemas.slos import SloCreate
 from controlplane.schemas.slos import SloRead
 from controlplane.store import engines
@@ -33,6 +34,7 @@ def set_slo(engine: EngineRef, body: SloCreate, session: SessionDep, who: Operat
     slo = parse_slo(body.spec, window_s=body.window_s)
     with session.begin():
         row = engines.get_engine(session, engine)
+        check_slo(session, row, slo)
         return SloRead.from_row(slos.set_slo(session, engine_id=row.id, slo=slo, actor=actor(who)))
 
 

@@ -1,10 +1,10 @@
 """The detectors as one leader job: every ``CP_DETECTORS__INTERVAL_S`` each registered engine
 is judged over the stored samples, and alerts of source ``detector`` are raised or resolved.
 
-- ``QpsSwing`` (fingerprint ``detector:qps_swing:<engine id>``): fires when the coefficient
+- ``EngineQPSSwing`` (fingerprint ``detector:qps_swing:<engine id>``): fires when the coefficient
   of variation of the request rate over the window exceeds the threshold with traffic above
   the floor; resolves when the window is calm, or the engine idle.
-- ``MemoryLeak`` (``detector:memory_leak:<engine id>``): fires when the newest segment's
+- ``EngineMemoryLeak`` (``detector:memory_leak:<engine id>``): fires when the newest segment's
   growth per 100k requests reaches the threshold; resolves when a long-enough segment shows
   less than half of it (a fit that cannot be made yet, just after a restart, changes nothing).
 
@@ -204,13 +204,13 @@ def apply(
         session,
         row,
         detector="qps_swing",
-        alertname="QpsSwing",
+        alertname="EngineQPSSwing",
         fire=qps_fire,
         summary=qps_summary,
         now=now,
     )
     if moved:
-        changes.append(f"QpsSwing {moved}")
+        changes.append(f"EngineQPSSwing {moved}")
     lv = verdicts.leak
     leak_fire: bool | None = None
     leak_summary = ""
@@ -227,13 +227,13 @@ def apply(
         session,
         row,
         detector="memory_leak",
-        alertname="MemoryLeak",
+        alertname="EngineMemoryLeak",
         fire=leak_fire,
         summary=leak_summary,
         now=now,
     )
     if moved:
-        changes.append(f"MemoryLeak {moved}")
+        changes.append(f"EngineMemoryLeak {moved}")
     return changes
 
 

@@ -40,12 +40,12 @@ def test_list_and_show(cli: Run) -> None:
     assert code == 0, err
     listed = json.loads(out)
     assert [(a["alertname"], a["status"], a["engine"]) for a in listed] == [
-        ("RolloutRolledBack", "firing", "e1")
+        ("EngineRolledBack", "firing", "e1")
     ]
     code, out, _ = cli("alerts", "list", "--status", "resolved", "--json")
     assert json.loads(out) == []
     code, out, _ = cli("alerts", "list")
-    assert code == 0 and "RolloutRolledBack" in out
+    assert code == 0 and "EngineRolledBack" in out
     code, out, _ = cli("alerts", "show", str(listed[0]["id"]))
     detail = json.loads(out)
     assert code == 0 and [e["status"] for e in detail["events"]] == ["firing"]

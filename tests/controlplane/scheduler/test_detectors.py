@@ -81,17 +81,17 @@ def test_detectors_raise_once_and_resolve(db_engine: Engine) -> None:
     _store(db_engine, "swingy", stepped)
     end = leaking.counter[-1][0]
     detail = _run(db_engine, end)
-    assert detail["changed"] == {"leaky": ["MemoryLeak firing"], "swingy": ["QpsSwing firing"]}
+    assert detail["changed"] == {"leaky": ["EngineMemoryLeak firing"], "swingy": ["EngineQPSSwing firing"]}
     assert _alerts(db_engine) == {
-        ("leaky", "MemoryLeak"): "firing",
-        ("swingy", "QpsSwing"): "firing",
+        ("leaky", "EngineMemoryLeak"): "firing",
+        ("swingy", "EngineQPSSwing"): "firing",
     }
 
     assert _run(db_engine, end + 30)["changed"] == {}  # still firing: no second event
     with make_session_factory(db_engine)() as session:
         assert session.query(AlertEventRow).count() == 2
         leak_row = session.scalars(
-            select(AlertRow).where(AlertRow.alertname == "MemoryLeak")
+            select(AlertRow).where(AlertRow.alertname == "EngineMemoryLeak")
         ).one()
         assert "per 100k requests" in leak_row.annotations["summary"]
         assert leak_row.source == "detector"
@@ -99,7 +99,7 @@ def test_detectors_raise_once_and_resolve(db_engine: Engine) -> None:
     # Ten minutes later without traffic: the swing window is idle, so its alert resolves; the
     # leak fit still covers the leaking segment, so that alert stays.
     detail = _run(db_engine, end + 900)
-    assert detail["changed"] == {"swingy": ["QpsSwing resolved"]}
+    assert detail["changed"] == {"swingy": ["EngineQPSSwing resolved"]}
 
 
 def test_guard_events_become_alerts(db_engine: Engine) -> None:
@@ -113,13 +113,13 @@ def test_guard_events_become_alerts(db_engine: Engine) -> None:
     listener(GuardEvent("health.rollback", "g1", 9, "3 checks failed"))
     listener(GuardEvent("rollout.failed", "unknown-engine", 3, "ignored"))
     assert _alerts(db_engine) == {
-        ("g1", "RolloutRolledBack"): "firing",
+        ("g1", "EngineRolledBack"): "firing",
         ("g1", "HealthWatchRollback"): "firing",
     }
     # The health watch's own rollback (rollout 9) commits: only the older alert resolves.
     listener(GuardEvent("rollout.committed", "g1", 9, "rollback committed"))
     assert _alerts(db_engine) == {
-        ("g1", "RolloutRolledBack"): "resolved",
+        ("g1", "EngineRolledBack"): "resolved",
         ("g1", "HealthWatchRollback"): "firing",
     }
     # A second rollback fires the same alert again, its history kept.

@@ -1,7 +1,7 @@
 """The leak detector on a real leaking process: the reference engine, its leak fault switched
 on, serves requests; the real collectors read its process RSS (psutil, found by its port) and
 its request counter (``/metrics``, parsed with the reference metric map) into the store; the
-detector job then raises ``MemoryLeak`` on that engine.
+detector job then raises ``EngineMemoryLeak`` on that engine.
 
 Thresholds are lowered so a test-sized run (a few hundred requests, not 20k) is judged; the
 leak itself (256 KiB per request on a process of a few hundred MB) is far above any
@@ -104,9 +104,9 @@ def test_a_leaking_engine_raises_memory_leak(db_engine: Engine, engine: RunningE
         Firing(job="detectors", scheduled_for=now, fence=None, sessions=factory, now=lambda: now)
     )
     # (Bursts with a pause to collect between them may also read as a QPS swing: not judged.)
-    assert "MemoryLeak firing" in detail.detail["changed"].get("leaky-live", []), detail.detail
+    assert "EngineMemoryLeak firing" in detail.detail["changed"].get("leaky-live", []), detail.detail
     with factory() as session:
-        (alert,) = alerts.list_alerts(session, alertname="MemoryLeak")
+        (alert,) = alerts.list_alerts(session, alertname="EngineMemoryLeak")
         assert alert.engine == "leaky-live" and alert.source.value == "detector"
         assert "per 100k requests" in alert.annotations["summary"]
     assert time.time() - start < 240

@@ -1,0 +1,7 @@
+"""``python -m controlplane.prometheus > alerts/canonical.rules.yml``."""
+
+import sys
+
+from controlplane.prometheus.canonical import canonical_text
+
+sys.stdout.write(canonical_text())
