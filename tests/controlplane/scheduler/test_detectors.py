@@ -81,7 +81,10 @@ def test_detectors_raise_once_and_resolve(db_engine: Engine) -> None:
     _store(db_engine, "swingy", stepped)
     end = leaking.counter[-1][0]
     detail = _run(db_engine, end)
-    assert detail["changed"] == {"leaky": ["EngineMemoryLeak firing"], "swingy": ["EngineQPSSwing firing"]}
+    assert detail["changed"] == {
+        "leaky": ["EngineMemoryLeak firing"],
+        "swingy": ["EngineQPSSwing firing"],
+    }
     assert _alerts(db_engine) == {
         ("leaky", "EngineMemoryLeak"): "firing",
         ("swingy", "EngineQPSSwing"): "firing",

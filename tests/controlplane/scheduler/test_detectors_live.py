@@ -104,7 +104,8 @@ def test_a_leaking_engine_raises_memory_leak(db_engine: Engine, engine: RunningE
         Firing(job="detectors", scheduled_for=now, fence=None, sessions=factory, now=lambda: now)
     )
     # (Bursts with a pause to collect between them may also read as a QPS swing: not judged.)
-    assert "EngineMemoryLeak firing" in detail.detail["changed"].get("leaky-live", []), detail.detail
+    changed = detail.detail["changed"].get("leaky-live", [])
+    assert "EngineMemoryLeak firing" in changed, detail.detail
     with factory() as session:
         (alert,) = alerts.list_alerts(session, alertname="EngineMemoryLeak")
         assert alert.engine == "leaky-live" and alert.source.value == "detector"
