@@ -492,6 +492,14 @@ class PrometheusSettings(BaseModel):
     reload_timeout_s: float = Field(
         10.0, gt=0, le=300, description="How long a reload request may take."
     )
+    rules_interval_s: float = Field(
+        5.0,
+        ge=1,
+        le=3600,
+        description="How often the scheduler's leader regenerates the SLO rules and, when "
+        "they changed, writes the rule file and reloads Prometheus. The job runs only when "
+        "`url` or `rules_file` is set.",
+    )
 
 
 class Settings(BaseSettings):

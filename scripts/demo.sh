@@ -66,6 +66,8 @@ elif command -v prometheus >/dev/null && command -v promtool >/dev/null; then
         > "$PROM_DIR/prometheus.log" 2>&1 &
     PIDS="$PIDS $!"
     export CP_PROMETHEUS__URL="http://127.0.0.1:$PROM_PORT"
+    # `cplane up` rewrites this file and reloads Prometheus when an SLO changes.
+    export CP_PROMETHEUS__RULES_FILE="$PROM_DIR/slo.rules.yml"
     STACK="Prometheus:    $CP_PROMETHEUS__URL (log: $PROM_DIR/prometheus.log)"
 fi
 if [ -n "$ALERTMANAGER" ] && ! port_free "$AM_PORT"; then

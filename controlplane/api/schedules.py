@@ -1,4 +1,5 @@
-"""Tuning schedules, the health watch and the detectors join the scheduler as job sources
+"""Tuning schedules, the health watch, the detectors and (with a Prometheus configured) the
+SLO rule-file job join the scheduler as job sources
 (run on the leader); the health watch's counters are served on this app's ``/metrics``."""
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from fastapi import FastAPI
 from controlplane.scheduler import SchedulerService
 from controlplane.scheduler.detectors import DetectorSource
 from controlplane.scheduler.health_watch import HealthWatchSource
+from controlplane.scheduler.prometheus_rules import PrometheusRulesSource
+from controlplane.scheduler.prometheus_rules import wanted as rules_wanted
 from controlplane.scheduler.tuning_schedules import TuningScheduleSource
 
 
@@ -22,3 +25,9 @@ def install(app: FastAPI) -> None:
         return DetectorSource(service.settings)
 
     app.state.scheduler_sources.extend([TuningScheduleSource, health_watch, detectors])
+
+    def prometheus_rules(service: SchedulerService) -> PrometheusRulesSource:
+        return PrometheusRulesSource(service.settings)
+
+    if rules_wanted(app.state.settings):
+        app.state.scheduler_sources.append(prometheus_rules)
