@@ -9,16 +9,20 @@ that is refused whole (HTTP 422), so nothing of it is stored.
 
 from __future__ import annotations
 
+from datetime import UTC
 from datetime import datetime
+from typing import Any
 from typing import Literal
 
 from pydantic import AwareDatetime
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
+from pydantic import field_validator
 
 from controlplane.domain.alerts import AlertSource
 from controlplane.domain.alerts import AlertState
+from controlplane.schemas.base import check_storable
 
 # Alertmanager sends at most one group per notification; groups of thousands exist in the
 # wild (a whole fleet down), so the cap is generous and only guards against abuse.
@@ -28,7 +32,21 @@ _ZERO_YEAR = 1
 
 
 class _Lenient(BaseModel):
+    """Unknown fields are ignored (never stored); every field kept must be storable on both
+    backends (no NUL, no lone surrogate, no NaN), and every time must have a UTC form."""
+
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        check_storable(value)
+        if isinstance(value, datetime):
+            try:
+                return value.astimezone(UTC)
+            except OverflowError:
+                raise ValueError("time is outside the representable range") from None
+        return value
 
 
 class WebhookAlert(_Lenient):

@@ -21,7 +21,9 @@ def text_problem(value: str) -> str | None:
     return None
 
 
-def _check_storable(value: Any) -> None:
+def check_storable(value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` (containers included) can be stored on both
+    backends."""
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     if isinstance(value, str):
@@ -33,11 +35,11 @@ def _check_storable(value: Any) -> None:
         raise ValueError("must be a finite number")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_storable(key)
-            _check_storable(item)
+            check_storable(key)
+            check_storable(item)
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
-            _check_storable(item)
+            check_storable(item)
 
 
 class InputModel(BaseModel):
@@ -50,7 +52,7 @@ class InputModel(BaseModel):
     @classmethod
     def _storable(cls, value: Any) -> Any:
         # Every field, nested containers included, so the error names the field.
-        _check_storable(value)
+        check_storable(value)
         return value
 
 

@@ -254,7 +254,7 @@ def ingest_webhook(
             update(table)
             .where(table.c.id == bindparam("b_id"))
             .values(
-                **{k: bindparam(f"b_{k}") for k in refreshed[0] if k != "b_id"},
+                **{k[2:]: bindparam(k) for k in refreshed[0] if k != "b_id"},
                 updated=bindparam("b_last_received_at"),
             ),
             refreshed,

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import httpx
-import psutil
 import pytest
 
 from tests.engine.serving import RunningServer
@@ -46,11 +45,12 @@ def test_a_leak_keeps_bytes_per_request_until_cleared(admin: httpx.Client) -> No
     assert admin.get("/admin/faults").json()["leaked_bytes"] == 0
     set_ = admin.put("/admin/faults", json={"leak_bytes_per_request": 4 * MIB})
     assert set_.status_code == 200 and set_.json()["leak_bytes_per_request"] == 4 * MIB
-    rss_before = psutil.Process().memory_info().rss
     _complete(admin, 10)
     state = admin.get("/admin/faults").json()
     assert (state["leaked_requests"], state["leaked_bytes"]) == (10, 40 * MIB)
-    assert psutil.Process().memory_info().rss - rss_before > 30 * MIB  # resident, not reserved
+    # That the bytes are resident is checked on a real engine process by the leak detector's
+    # live test: inside this long-lived test process the allocator reuses freed pages, so
+    # its RSS need not grow.
     cleared = admin.delete("/admin/faults").json()
     assert (cleared["leak_bytes_per_request"], cleared["leaked_bytes"]) == (0, 0)
 

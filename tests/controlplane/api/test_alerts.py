@@ -126,6 +126,26 @@ def test_retried_deliveries_change_nothing(client: TestClient, op: dict[str, str
     )
 
 
+def test_an_alert_seen_again_with_new_annotations_keeps_the_new_ones(
+    client: TestClient, op: dict[str, str]
+) -> None:
+    client.post(HOOK, json=_message(_alert("feed01")), headers=op)
+    again = _alert("feed01")
+    again["annotations"] = {"summary": "p99 latency above 800 ms"}
+    answer = client.post(HOOK, json=_message(again), headers=op)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["unchanged"] == 1
+    (alert,) = client.get("/api/v1/alerts", headers=op).json()
+    assert alert["annotations"] == {"summary": "p99 latency above 800 ms"}
+
+
+def test_times_without_a_utc_form_are_422(client: TestClient, op: dict[str, str]) -> None:
+    early = _alert("feed02", starts="0001-01-01T00:10:00+12:53")
+    answer = client.post(HOOK, json=_message(early), headers=op)
+    assert answer.status_code == 422, answer.text
+    assert client.get("/api/v1/alerts", headers=op).json() == []
+
+
 def test_filters(client: TestClient, op: dict[str, str]) -> None:
     client.post(
         HOOK,

@@ -27,6 +27,7 @@ from controlplane.store import schedules
 from controlplane.store import slos
 from controlplane.store import tuning
 from controlplane.store.database import SessionFactory
+from controlplane.store.database import secret_box
 from tests.controlplane.scheduler.conftest import FakeClock
 from tests.fixtures.cli import Run
 from tests.fixtures.engines import RunningEngine
@@ -71,6 +72,8 @@ def test_a_schedule_fires_at_its_cron_time_and_its_tuning_run_completes(
     # Created from the command line, as an operator would.
     monkeypatch.setenv("CP_DATABASE_URL", settings.database_url or "")
     monkeypatch.setenv("CP_DATA_DIR", str(tmp_path))
+    # The engine's admin token was sealed with the test store's key: the CLI needs the same.
+    monkeypatch.setenv("CP_SECRET_KEY_FILE", str(secret_box(db_engine).key_file))
     code, out, err = Run(capsys)(
         "schedule", "add", "ref", "--cron", "0 3 * * *", "--tz", "Asia/Shanghai", "--tune",
         "load=concurrency=4,shapes=16x8,trials=2,knob=max_batch_size,seed=1,apply=false",
