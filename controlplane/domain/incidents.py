@@ -19,11 +19,15 @@ import hashlib
 import json
 from collections.abc import Mapping
 from collections.abc import Sequence
+from datetime import timedelta
 from enum import StrEnum
 
 from controlplane.domain.lifecycle import Lifecycle
 
 DEFAULT_GROUP_BY: tuple[str, ...] = ("alertname", "engine")
+# A group firing again this soon after its incident resolved reopens that incident (a flap is
+# one story); later, it is a new incident.
+REOPEN_WINDOW = timedelta(hours=1)
 
 
 class IncidentState(StrEnum):
