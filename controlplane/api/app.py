@@ -16,6 +16,7 @@ from controlplane.api import auth_failures
 from controlplane.api import collectors
 from controlplane.api import errors
 from controlplane.api import guard
+from controlplane.api import oncall
 from controlplane.api import scheduler
 from controlplane.api import schedules
 from controlplane.api import store_metrics
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, db_engine: Engine | None = None) -> FastAP
     tuning.install(app)
     scheduler.install(app)
     schedules.install(app)
+    oncall.install(app)
     errors.install(app, settings.api)
     for router in PUBLIC:
         app.include_router(router)
