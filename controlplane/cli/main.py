@@ -18,7 +18,9 @@ from controlplane.cli import dashboards
 from controlplane.cli import db
 from controlplane.cli import engines
 from controlplane.cli import health_watch
+from controlplane.cli import incidents
 from controlplane.cli import jobs
+from controlplane.cli import oncall
 from controlplane.cli import prometheus
 from controlplane.cli import rollouts
 from controlplane.cli import schedules
@@ -56,6 +58,11 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(prometheus.prometheus_app, name="prometheus")
 app.add_typer(prometheus.alertmanager_app, name="alertmanager")
+app.add_typer(incidents.app, name="incident")
+app.add_typer(oncall.app, name="oncall")
+app.add_typer(oncall.schedule_app, name="oncall-schedule")
+app.add_typer(oncall.escalation_app, name="escalation")
+app.add_typer(oncall.notify_app, name="notify")
 
 
 @app.callback()
