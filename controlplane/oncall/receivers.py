@@ -17,6 +17,7 @@ import hmac
 import json
 import random
 import threading
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -32,9 +33,11 @@ PD_SEVERITIES = ("critical", "error", "warning", "info")
 @dataclass
 class Faults:
     """``fail_rate``: share of requests answered 500; ``throttle``: the next N answered 429
-    with ``Retry-After: retry_after``."""
+    with ``Retry-After: retry_after``; ``delay_s``: every answer waits this long (a slow
+    service, so a sender can be caught mid-request)."""
 
     fail_rate: float = 0.0
+    delay_s: float = 0.0
     throttle: int = 0
     retry_after: int = 1
     seed: int = 0
@@ -56,6 +59,8 @@ class _Receiver:
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if receiver.faults.delay_s:
+                    time.sleep(receiver.faults.delay_s)
                 with receiver.lock:
                     receiver.requests += 1
                     status, headers, reply = receiver._fault() or receiver.handle(
