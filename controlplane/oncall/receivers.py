@@ -123,6 +123,7 @@ class PagerDutyReceiver(_Receiver):
         self.events: list[dict[str, Any]] = []
         self.alerts: dict[str, str] = {}
         self.opened: Counter[str] = Counter()
+        self.first_seen: dict[str, float] = {}  # dedup_key -> time.monotonic() of its trigger
 
     @property
     def url(self) -> str:
@@ -195,6 +196,7 @@ class PagerDutyReceiver(_Receiver):
         self.events.append(event)
         status = self.alerts.get(dedup)
         if action == "trigger":
+            self.first_seen.setdefault(dedup, time.monotonic())
             if status in (None, "resolved"):
                 self.opened[dedup] += 1
                 self.alerts[dedup] = "triggered"
