@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from controlplane.cli.durations import parse_duration
 from controlplane.cli.output import emit
 from controlplane.domain import ValidationError
 from controlplane.domain.escalation import ChannelKind
+from controlplane.oncall.ical import schedule_feed
 from controlplane.oncall.service import send_test_pages
 from controlplane.oncall.service import shifts
 from controlplane.oncall.service import who_is_on_call
@@ -122,6 +124,27 @@ def schedule_show(
     print(f"{found.name} ({found.timezone})")
     for s in upcoming:
         print(f"  {s.starts_at.isoformat()} - {s.ends_at.isoformat()}  {s.user}  ({s.source})")
+
+
+@schedule_app.command("ical")
+def schedule_ical(
+    ctx: typer.Context,
+    name: str,
+    days: Annotated[int, typer.Option(min=1, max=90)] = 30,
+    out: Annotated[Path | None, typer.Option(help="File to write (default: stdout).")] = None,
+) -> None:
+    """The next shifts as an iCalendar (.ics) file for calendar apps."""
+    c = cli_context(ctx)
+    now = utcnow()
+    with c.session() as session:
+        found = oncall.get_schedule(session, name)
+        upcoming = shifts(session, name, now, now + timedelta(days=days))
+    body = schedule_feed(found.name, upcoming, now=now, base_url=c.settings.oncall.base_url)
+    if out is None:
+        sys.stdout.write(body.decode())
+    else:
+        out.write_bytes(body)
+        print(f"wrote {len(upcoming)} shifts to {out}")
 
 
 @schedule_app.command("create")

@@ -17,10 +17,12 @@ from pydantic import AwareDatetime
 from controlplane.api.deps import Admin
 from controlplane.api.deps import Operator
 from controlplane.api.deps import SessionDep
+from controlplane.api.deps import SettingsDep
 from controlplane.api.deps import Viewer
 from controlplane.api.deps import actor
 from controlplane.api.params import OncallRef
 from controlplane.api.params import RowId
+from controlplane.oncall.ical import schedule_feed
 from controlplane.oncall.service import send_test_pages
 from controlplane.oncall.service import shifts
 from controlplane.oncall.service import who_is_on_call
@@ -105,6 +107,27 @@ def list_shifts(
     begin = start or utcnow()
     with session.begin():
         return shifts(session, ref, begin, begin + timedelta(days=days))
+
+
+@router.get(
+    "/schedules/{ref}/ical",
+    response_class=Response,
+    responses={200: {"content": {"text/calendar": {}}}},
+)
+def schedule_ical(
+    ref: OncallRef,
+    session: SessionDep,
+    settings: SettingsDep,
+    who: Viewer,
+    days: Annotated[int, Query(ge=1, le=90)] = 30,
+) -> Response:
+    """The next ``days`` of shifts as an iCalendar feed."""
+    now = utcnow()
+    with session.begin():
+        name = oncall.get_schedule(session, ref).name
+        upcoming = shifts(session, ref, now, now + timedelta(days=days))
+    body = schedule_feed(name, upcoming, now=now, base_url=settings.oncall.base_url)
+    return Response(body, media_type="text/calendar")
 
 
 @router.get("/who", response_model=list[OnCallRead])

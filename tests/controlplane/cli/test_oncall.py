@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from icalendar import Calendar
 
 from controlplane.guard import GuardEvent
 from controlplane.guard.alerting import GuardAlerts
@@ -67,6 +68,12 @@ def test_configure_and_ask_who_is_on_call_across_dst(
         for at in ("2026-10-24T07:30:00Z", "2026-10-25T07:30:00Z", "2026-10-25T08:00:00Z")
     ]
     assert who == ["alice", "alice", "bob"]  # shift 4 lasts 25 hours
+    code, out, err = cli("oncall-schedule", "ical", "primary", "--days", "3")
+    assert code == 0, err
+    events = [e for e in Calendar.from_ical(out).walk() if e.name == "VEVENT"]
+    assert {str(e["summary"]) for e in events} == {"On call: alice", "On call: bob"}
+    spans = [(e.decoded("dtstart"), e.decoded("dtend")) for e in events]
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))  # no gaps
     code, _, err = cli("user", "delete", "alice", "--yes")
     assert code == 2 and "schedule primary" in err and "\n" not in err.strip()
 
