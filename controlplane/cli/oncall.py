@@ -139,7 +139,7 @@ def schedule_ical(
     with c.session() as session:
         found = oncall.get_schedule(session, name)
         upcoming = shifts(session, name, now, now + timedelta(days=days))
-    body = schedule_feed(found.name, upcoming, now=now, base_url=c.settings.oncall.base_url)
+    body = schedule_feed(found.name, upcoming, now=now)
     if out is None:
         sys.stdout.write(body.decode())
     else:

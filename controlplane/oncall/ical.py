@@ -14,9 +14,7 @@ from icalendar import Event
 from controlplane.schemas.oncall import ShiftRead
 
 
-def schedule_feed(
-    name: str, shifts: Sequence[ShiftRead], *, now: datetime, base_url: str
-) -> bytes:
+def schedule_feed(name: str, shifts: Sequence[ShiftRead], *, now: datetime) -> bytes:
     cal = Calendar()
     cal.add("prodid", "-//cplane//on-call//EN")
     cal.add("version", "2.0")
@@ -30,6 +28,5 @@ def schedule_feed(
         event.add("dtstart", shift.starts_at)
         event.add("dtend", shift.ends_at)
         event.add("dtstamp", now)
-        event.add("url", f"{base_url.rstrip('/')}/ui/oncall/schedules/{name}")
         cal.add_component(event)
     return bytes(cal.to_ical())

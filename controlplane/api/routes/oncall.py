@@ -17,7 +17,6 @@ from pydantic import AwareDatetime
 from controlplane.api.deps import Admin
 from controlplane.api.deps import Operator
 from controlplane.api.deps import SessionDep
-from controlplane.api.deps import SettingsDep
 from controlplane.api.deps import Viewer
 from controlplane.api.deps import actor
 from controlplane.api.params import OncallRef
@@ -117,7 +116,6 @@ def list_shifts(
 def schedule_ical(
     ref: OncallRef,
     session: SessionDep,
-    settings: SettingsDep,
     who: Viewer,
     days: Annotated[int, Query(ge=1, le=90)] = 30,
 ) -> Response:
@@ -126,7 +124,7 @@ def schedule_ical(
     with session.begin():
         name = oncall.get_schedule(session, ref).name
         upcoming = shifts(session, ref, now, now + timedelta(days=days))
-    body = schedule_feed(name, upcoming, now=now, base_url=settings.oncall.base_url)
+    body = schedule_feed(name, upcoming, now=now)
     return Response(body, media_type="text/calendar")
 
 
