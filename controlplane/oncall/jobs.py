@@ -20,6 +20,7 @@ from controlplane.scheduler._types import ScheduledJob
 from controlplane.settings import Settings
 from controlplane.store import incidents
 from controlplane.store.database import SessionFactory
+from controlplane.store.database import make_session_factory
 
 log = logging.getLogger("controlplane.oncall")
 
@@ -35,6 +36,7 @@ class OncallJobSource:
         self, settings: Settings, sessions: SessionFactory, metrics: OncallMetrics | None
     ) -> None:
         self._settings = settings
+        self._reads = make_session_factory(sessions.kw["bind"], read_only=True)
         self._sender = Sender(sessions, settings.oncall, metrics=metrics)
 
     def version(self, session: Session) -> Hashable:
@@ -59,8 +61,12 @@ class OncallJobSource:
         ]
 
     def escalate(self, firing: Firing) -> Outcome:
+        now = firing.now()
+        with self._reads() as session, session.begin():
+            if not incidents.escalation_due(session, now=now):
+                return Outcome("idle", detail={"steps": 0})
         with firing.sessions() as session, session.begin():
-            steps = incidents.escalate_due(session, now=firing.now())
+            steps = incidents.escalate_due(session, now=now)
         return Outcome("idle", detail={"steps": steps})
 
     def send(self, firing: Firing) -> Outcome:

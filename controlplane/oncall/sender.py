@@ -33,6 +33,7 @@ from controlplane.store import incidents
 from controlplane.store import notifications
 from controlplane.store.base import utcnow
 from controlplane.store.database import SessionFactory
+from controlplane.store.database import make_session_factory
 from controlplane.store.database import secret_box
 from controlplane.store.notifications import OutboxItem
 
@@ -62,6 +63,8 @@ class Sender:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._sessions = sessions
+        # Most rounds find nothing: they look with a read-only session (no SQLite write lock).
+        self._reads = make_session_factory(sessions.kw["bind"], read_only=True)
         self._settings = settings
         self._notifiers = dict(notifiers) if notifiers is not None else default_notifiers(settings)
         self._metrics = metrics
@@ -79,10 +82,12 @@ class Sender:
     def run_once(self) -> SendReport:
         s = self._settings
         now = self._clock()
+        stale = now - timedelta(seconds=s.stale_sending_s)
+        with self._reads() as session, session.begin():
+            if not notifications.work_due(session, now=now, claimed_before=stale):
+                return SendReport()
         with self._sessions() as session, session.begin():
-            reclaimed = notifications.reclaim_stale(
-                session, claimed_before=now - timedelta(seconds=s.stale_sending_s), now=now
-            )
+            reclaimed = notifications.reclaim_stale(session, claimed_before=stale, now=now)
             ids = notifications.claim_due(session, now=now, limit=s.sender_batch)
             items = notifications.load(session, ids)
             box = secret_box(session.get_bind())

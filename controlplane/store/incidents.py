@@ -21,9 +21,12 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import and_
 from sqlalchemy import case
+from sqlalchemy import exists
 from sqlalchemy import func
 from sqlalchemy import insert
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -380,6 +383,24 @@ def _run_step(session: Session, row: IncidentRow, *, now: datetime) -> int:
         row.next_escalation_at = now + timedelta(seconds=delay)
     session.flush()
     return written
+
+
+def escalation_due(session: Session, *, now: datetime) -> bool:
+    """Whether a step is due or a snooze has ended (a cheap read for a job that runs every
+    second)."""
+    due = select(IncidentRow.id).where(
+        or_(
+            and_(
+                IncidentRow.state == IncidentState.triggered.value,
+                IncidentRow.next_escalation_at <= now,
+            ),
+            and_(
+                IncidentRow.state == IncidentState.snoozed.value,
+                IncidentRow.snoozed_until <= now,
+            ),
+        )
+    )
+    return session.scalar(select(exists(due))) is True
 
 
 def escalate_due(session: Session, *, now: datetime, limit: int = 100) -> int:

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import and_
+from sqlalchemy import exists
 from sqlalchemy import func
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
@@ -78,6 +81,20 @@ def enqueue(session: Session, items: Sequence[Planned], *, now: datetime) -> int
     stmt = maker(NotificationRow).on_conflict_do_nothing(index_elements=["idempotency_key"])
     result = session.execute(stmt.returning(NotificationRow.id), rows)
     return len(result.all())
+
+
+def work_due(session: Session, *, now: datetime, claimed_before: datetime) -> bool:
+    """Whether a sender round has anything to do (a cheap read: rounds run twice a second)."""
+    due = select(NotificationRow.id).where(
+        or_(
+            and_(NotificationRow.state == N.pending.value, NotificationRow.retry_at <= now),
+            and_(
+                NotificationRow.state == N.sending.value,
+                NotificationRow.claimed_at < claimed_before,
+            ),
+        )
+    )
+    return session.scalar(select(exists(due))) is True
 
 
 def claim_due(session: Session, *, now: datetime, limit: int) -> list[int]:
