@@ -52,6 +52,7 @@ class _Receiver:
         self.faults = faults or Faults()
         self.lock = threading.Lock()
         self.requests = 0
+        self.started = 0  # requests read, answered or not (``requests`` counts answered)
         self.statuses: Counter[int] = Counter()
         receiver = self
 
@@ -59,6 +60,8 @@ class _Receiver:
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                with receiver.lock:
+                    receiver.started += 1
                 if receiver.faults.delay_s:
                     time.sleep(receiver.faults.delay_s)
                 with receiver.lock:

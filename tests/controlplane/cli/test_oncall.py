@@ -62,6 +62,8 @@ def test_configure_and_ask_who_is_on_call_across_dst(
     )
     assert code == 0, err
     assert "c" * 32 not in out  # the key is never printed
+    code, out, _ = cli("notify", "test", "alice")
+    assert code == 0 and "queued 1 test page(s) for alice" in out
     # 2026-10-25: CET starts; the 09:00 handoff is 08:00 UTC that day (07:00 the day before).
     who = [
         json.loads(cli("oncall", "who", "--at", at, "--json")[1])[0]["user"]
