@@ -9,6 +9,7 @@ Names are resolved here: an input naming an unknown user or schedule is refused 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -169,6 +170,21 @@ def remove_contact_method(session: Session, *, user: str, name: str, actor: str)
         target_id=owner.name,
         detail={"name": name},
     )
+
+
+def reencrypt_secrets(session: Session, rotate: Callable[[str], str]) -> int:
+    """Re-encrypt every contact-method secret (``cplane db rotate-key``, with the engine
+    tokens, in the same transaction)."""
+    rows = session.scalars(
+        select(ContactMethodRow).where(ContactMethodRow.secret_enc.is_not(None))
+    )
+    count = 0
+    for row in rows:
+        assert row.secret_enc is not None
+        row.secret_enc = rotate(row.secret_enc)
+        count += 1
+    session.flush()
+    return count
 
 
 def contact_secret(session: Session, secret_enc: str | None) -> dict[str, str]:

@@ -10,14 +10,17 @@ from pathlib import Path
 
 import pytest
 from icalendar import Calendar
+from sqlalchemy import select
 
 from controlplane.guard import GuardEvent
 from controlplane.guard.alerting import GuardAlerts
 from controlplane.schemas.engines import EngineCreate
 from controlplane.settings import Settings
 from controlplane.store import engines
+from controlplane.store import oncall
 from controlplane.store.database import make_engine
 from controlplane.store.database import make_session_factory
+from controlplane.store.models import ContactMethodRow
 from tests.fixtures.cli import Run
 
 SCHEDULE = """\
@@ -62,6 +65,14 @@ def test_configure_and_ask_who_is_on_call_across_dst(
     )
     assert code == 0, err
     assert "c" * 32 not in out  # the key is never printed
+    # Key rotation carries contact-method secrets along with engine tokens.
+    code, out, err = cli("db", "rotate-key")
+    assert code == 0 and "1 contact-method secret(s)" in out, err
+    engine = make_engine(Settings(data_dir=tmp_path / "data"))
+    with make_session_factory(engine)() as session:
+        (sealed,) = session.scalars(select(ContactMethodRow.secret_enc))
+        assert oncall.contact_secret(session, sealed) == {"routing_key": "c" * 32}
+    engine.dispose()
     code, out, _ = cli("notify", "test", "alice")
     assert code == 0 and "queued 1 test page(s) for alice" in out
     # 2026-10-25: CET starts; the 09:00 handoff is 08:00 UTC that day (07:00 the day before).
