@@ -20,6 +20,7 @@ from datetime import datetime
 from datetime import timedelta
 
 from controlplane.domain.escalation import ChannelKind
+from controlplane.domain.incidents import NotifyAction
 from controlplane.domain.incidents import retry_delay_s
 from controlplane.oncall.messages import Message
 from controlplane.oncall.messages import build_message
@@ -162,6 +163,14 @@ class Sender:
                 )
         if self._metrics is not None:
             self._metrics.notifications.labels(item.channel, outcome).inc()
+        if outcome == "sent" and item.action is not NotifyAction.test:
+            log.info(
+                "incident %s: %s %s via %s",
+                item.incident_id,
+                item.action.value,
+                item.user,
+                item.channel,
+            )
         if outcome == "failed":
             log.warning(
                 "notification %d (%s to %s) failed after %d attempt(s): %s",

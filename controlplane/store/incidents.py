@@ -337,6 +337,9 @@ def _run_step(session: Session, row: IncidentRow, *, now: datetime) -> int:
     )
     silence = _silenced_by(session, row.labels, now)
     cycle = int(row.triggered_at.timestamp())
+    # The step's scheduled time names this run of it: a step run again after a snooze (or a
+    # reopen) is a new message; the same scheduled run can only ever write its rows once.
+    due = int((row.next_escalation_at or now).timestamp() * 1000)
     written = notifications.enqueue(
         session,
         [
@@ -347,7 +350,7 @@ def _run_step(session: Session, row: IncidentRow, *, now: datetime) -> int:
                 channel=channels[p.contact_method_id],
                 action=NotifyAction.trigger,
                 key=f"{incident_key(row.id)}:{cycle}:trigger:{position.loop}.{position.step}"
-                f":cm{p.contact_method_id}",
+                f":{due}:cm{p.contact_method_id}",
                 not_before=p.not_before,
                 step=position.step,
                 suppressed=silence is not None,

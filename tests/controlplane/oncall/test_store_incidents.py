@@ -194,3 +194,20 @@ def test_guard_and_detector_alerts_open_incidents_too(paging: Session) -> None:
     with session.begin():
         assert incidents.list_incidents(session)[0].state is IncidentState.resolved
     assert incident.title == "RolloutRolledBack on llm-a: rolled back"
+
+
+def test_snooze_quiets_then_triggers_again_from_the_first_step(paging: Session) -> None:
+    session = paging
+    deliver(session, webhook_alert("5e"), now=NOW)
+    with session.begin():
+        (incident,) = incidents.list_incidents(session)
+        snoozed = incidents.snooze(session, incident.id, minutes=30, actor="user:alice", now=NOW)
+    assert snoozed.state is IncidentState.snoozed and {o[2] for o in _outbox(session)} == {
+        "cancelled"
+    }
+    with session.begin():
+        assert incidents.escalate_due(session, now=NOW + timedelta(minutes=29)) == 0
+        assert incidents.escalate_due(session, now=NOW + timedelta(minutes=30)) == 2
+        (again,) = incidents.list_incidents(session)
+    assert again.state is IncidentState.triggered and again.escalation_step == 1
+    assert sorted(o[2] for o in _outbox(session)) == ["cancelled"] * 2 + ["pending"] * 2
