@@ -444,3 +444,20 @@ class AlertEventRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime]
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class UiSessionRow(Base):
+    """A signed-in browser: the cookie carries a secret, the store only its SHA-256. It ends
+    at ``expires_at``, when revoked (sign-out), or with its user or the token it opened with."""
+
+    __tablename__ = "ui_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_id: Mapped[int] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,142 @@
+"""The fleet at a glance, in a fixed number of queries whatever its size: one page of
+engines with each one's last known good config, SLOs, rollout in flight and active tuning
+run. The web UI's fleet page reads this; per-engine lookups would be N+1 queries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import cast
+
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from controlplane.domain import SLO
+from controlplane.domain import redact_url
+from controlplane.domain.slo import SloKind
+from controlplane.store.models import ACTIVE_ROLLOUT_STATES
+from controlplane.store.models import EngineConfigRow
+from controlplane.store.models import EngineRow
+from controlplane.store.models import RolloutRow
+from controlplane.store.models import SloRow
+from controlplane.store.models import TuningRunRow
+from controlplane.store.tuning import ACTIVE_STATES as ACTIVE_RUN_STATES
+
+
+@dataclass(frozen=True)
+class FleetEngine:
+    id: int
+    name: str
+    kind: str
+    url: str
+    labels: dict[str, str]
+    config: dict[str, Any] | None
+    config_version: int | None
+    slos: list[str] = field(default_factory=list)
+    rollout_id: int | None = None
+    rollout_state: str | None = None
+    tuning_run_id: int | None = None
+    tuning_state: str | None = None
+
+
+@dataclass(frozen=True)
+class FleetPage:
+    engines: list[FleetEngine]
+    total: int
+    offset: int
+    limit: int
+    label_keys: list[str]
+
+
+def _slo(row: SloRow) -> SLO:
+    kind = cast(SloKind, row.kind)
+    return SLO(kind=kind, threshold=row.threshold, quantile=row.quantile, window_s=row.window_s)
+
+
+def _label_filter(rows: list[EngineRow], labels: Mapping[str, str]) -> list[EngineRow]:
+    # Labels are JSON (JSONB on PostgreSQL, text on SQLite): filtered here for one code path.
+    return [r for r in rows if all(r.labels.get(k) == v for k, v in labels.items())]
+
+
+def fleet_page(
+    session: Session,
+    *,
+    labels: Mapping[str, str] | None = None,
+    name_contains: str = "",
+    offset: int = 0,
+    limit: int = 200,
+) -> FleetPage:
+    query = select(EngineRow).order_by(EngineRow.name)
+    if name_contains:
+        query = query.where(
+            func.lower(EngineRow.name).contains(name_contains.lower(), autoescape=True)
+        )
+    everyone = list(session.scalars(query))
+    keys = sorted({k for r in everyone for k in r.labels})
+    matching = _label_filter(everyone, labels or {})
+    rows = matching[offset : offset + limit]
+    ids = [r.id for r in rows]
+    configs: dict[int, EngineConfigRow] = {}
+    slos: dict[int, list[str]] = {}
+    active: dict[int, RolloutRow] = {}
+    runs: dict[int, TuningRunRow] = {}
+    if ids:
+        for lkg in session.scalars(
+            select(EngineConfigRow).where(
+                EngineConfigRow.engine_id.in_(ids), EngineConfigRow.is_last_known_good.is_(True)
+            )
+        ):
+            configs[lkg.engine_id] = lkg
+        for s in session.scalars(
+            select(SloRow).where(SloRow.engine_id.in_(ids)).order_by(SloRow.name)
+        ):
+            slos.setdefault(s.engine_id, []).append(_slo(s).spec())
+        for ro in session.scalars(
+            select(RolloutRow).where(
+                RolloutRow.engine_id.in_(ids), RolloutRow.state.in_(ACTIVE_ROLLOUT_STATES)
+            )
+        ):
+            active[ro.engine_id] = ro
+        for t in session.scalars(
+            select(TuningRunRow).where(
+                TuningRunRow.engine_id.in_(ids), TuningRunRow.state.in_(ACTIVE_RUN_STATES)
+            )
+        ):
+            runs[t.engine_id] = t
+    out = []
+    for e in rows:
+        c, current, run = configs.get(e.id), active.get(e.id), runs.get(e.id)
+        out.append(
+            FleetEngine(
+                id=e.id,
+                name=e.name,
+                kind=e.kind,
+                url=redact_url(e.url),
+                labels=dict(e.labels),
+                config=None if c is None else dict(c.config),
+                config_version=None if c is None else c.version,
+                slos=slos.get(e.id, []),
+                rollout_id=None if current is None else current.id,
+                rollout_state=None if current is None else current.state,
+                tuning_run_id=None if run is None else run.id,
+                tuning_state=None if run is None else run.state,
+            )
+        )
+    return FleetPage(out, total=len(matching), offset=offset, limit=limit, label_keys=keys)
+
+
+def slos_of(session: Session, engine_ids: list[int]) -> dict[int, list[SLO]]:
+    out: dict[int, list[SLO]] = {}
+    for s in session.scalars(select(SloRow).where(SloRow.engine_id.in_(engine_ids))):
+        out.setdefault(s.engine_id, []).append(_slo(s))
+    return out
+
+
+def names_of(session: Session, engine_ids: list[int]) -> dict[int, str]:
+    rows = session.execute(
+        select(EngineRow.id, EngineRow.name).where(EngineRow.id.in_(engine_ids))
+    )
+    return {int(i): str(n) for i, n in rows}
