@@ -14,6 +14,8 @@ from tuner._measure import measure_until_stable
 from tuner._objective import Score
 from tuner._objective import constraints
 from tuner._objective import score
+from tuner._report import pareto_front
+from tuner._report import report_figures
 from tuner._results import TrialRecord
 from tuner._run import Tuner
 from tuner._run import TuningEvent
@@ -35,6 +37,8 @@ from tuner._study import storage
 from tuner._study import storage_url
 
 __all__ = [
+    "pareto_front",
+    "report_figures",
     "LiveMeasurer",
     "Measurement",
     "Score",

@@ -20,13 +20,14 @@ from jinja2 import select_autoescape
 from controlplane.ui.auth import CSRF_FIELD
 from controlplane.ui.auth import UiUser
 
+# (key, label, href, the least role that may open it): the API's own role per resource.
 NAV = (
-    ("fleet", "Fleet", "/ui/fleet"),
-    ("rollouts", "Rollouts", "/ui/rollouts"),
-    ("tuning", "Tuning", "/ui/tuning"),
-    ("alerts", "Alerts", "/ui/alerts"),
-    ("chaos", "Chaos", "/ui/chaos"),
-    ("admin", "Admin", "/ui/admin"),
+    ("fleet", "Fleet", "/ui/fleet", "viewer"),
+    ("rollouts", "Rollouts", "/ui/rollouts", "viewer"),
+    ("tuning", "Tuning", "/ui/tuning", "viewer"),
+    ("alerts", "Alerts", "/ui/alerts", "viewer"),
+    ("chaos", "Chaos", "/ui/chaos", "admin"),
+    ("admin", "Admin", "/ui/admin", "admin"),
 )
 
 

@@ -20,6 +20,8 @@ from controlplane.api.params import EngineRef
 from controlplane.api.routes import rollouts as rollouts_api
 from controlplane.api.routes import series as series_api
 from controlplane.api.routes import slos as slos_api
+from controlplane.domain import DomainError
+from controlplane.domain import EngineTarget
 from controlplane.schemas.engines import EngineRead
 from controlplane.schemas.rollouts import ApplyRequest
 from controlplane.schemas.slos import SloCreate
@@ -29,6 +31,7 @@ from controlplane.store import engines
 from controlplane.store import rollouts
 from controlplane.store import slos
 from controlplane.store import tuning
+from controlplane.store.models import EngineConfigRow
 from controlplane.ui.auth import UiOperator
 from controlplane.ui.auth import UiUser
 from controlplane.ui.auth import UiViewer
@@ -78,6 +81,17 @@ def _context(session: SessionDep, ref: str) -> dict[str, object]:
     }
 
 
+def _live_config(request: Request, target: EngineTarget) -> dict[str, object]:
+    """Before any version is recorded, the form starts from what the engine says it runs."""
+    adapter = request.app.state.adapter_factory(target)
+    try:
+        return dict(adapter.current_config())
+    except DomainError:
+        return {}
+    finally:
+        adapter.close()
+
+
 def _render(
     request: Request,
     session: SessionDep,
@@ -92,6 +106,15 @@ def _render(
 ) -> Response:
     with session.begin():
         ctx = _context(session, ref)
+        target = engines.engine_target(engines.get_engine(session, ref))
+    lkg, history = ctx["lkg"], ctx["history"]
+    knobs: dict[str, object] = {}
+    if isinstance(lkg, EngineConfigRow):
+        knobs = dict(lkg.config)
+    elif isinstance(history, list) and history:
+        knobs = dict(history[0].config)
+    else:
+        knobs = _live_config(request, target)
     range_s = RANGES[range_name]
     to = int(time.time())
     step = _step(range_s)
@@ -118,6 +141,7 @@ def _render(
         form=form or {},
         notice=notice,
         default_bake_s=get_settings(request).guard.bake_s,
+        knobs=knobs,
         **ctx,
     )
 
