@@ -35,6 +35,7 @@ from tuner._study import open_study
 from tuner._study import opened_storage
 from tuner._study import storage
 from tuner._study import storage_url
+from tuner._study import study_exists
 
 __all__ = [
     "pareto_front",
@@ -66,5 +67,6 @@ __all__ = [
     "start_run",
     "storage",
     "storage_url",
+    "study_exists",
     "sweep_orphaned_runs",
 ]

@@ -61,3 +61,14 @@ def sign_in(client: TestClient, who: Account) -> str:
     found = CSRF_META.search(fleet.text)
     assert found is not None
     return found.group(1)
+
+
+# --- the real browser -------------------------------------------------------------------
+# Debian's chromium, by path: Playwright cannot download its own browser here (and never
+# should: `playwright install` is not part of this project's set-up).
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, object]) -> dict[str, object]:
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ["--no-sandbox"]}

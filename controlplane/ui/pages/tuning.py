@@ -5,6 +5,7 @@ a form that starts a run through the API's own start function."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import optuna
@@ -15,6 +16,7 @@ from fastapi.responses import FileResponse
 from fastapi.responses import JSONResponse
 from fastapi.responses import RedirectResponse
 from fastapi.responses import Response
+from sqlalchemy.exc import OperationalError
 
 from controlplane.api.deps import SessionDep
 from controlplane.api.params import RowId
@@ -22,6 +24,8 @@ from controlplane.api.routes import schedules as schedules_api
 from controlplane.api.routes import tuning as tuning_api
 from controlplane.domain import NotFoundError
 from controlplane.domain import parse_slo
+from controlplane.domain.tuning import TUNING_RUN_LIFECYCLE
+from controlplane.domain.tuning import TuningRunState
 from controlplane.schemas.tuning import TuningCreate
 from controlplane.store import engines
 from controlplane.store import schedules
@@ -38,7 +42,9 @@ from tuner import opened_storage
 from tuner import report_figures
 from tuner import report_path
 from tuner import storage_url
+from tuner import study_exists
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
@@ -114,9 +120,16 @@ async def start_run(request: Request, session: SessionDep, user: UiOperator) -> 
 
 
 def _trials(request: Request, study: str) -> list[Any]:
+    if not study_exists(request.app.state.db_engine, study):
+        return []
     try:
         return list(list_trials(storage_url(request.app.state.db_engine), study))
     except NotFoundError:
+        return []
+    except OperationalError as exc:
+        # The run's first moments: the tuner may be creating Optuna's tables right now (a
+        # second creator fails on SQLite). The page polls; the next answer has the trials.
+        log.debug("trials of %s not readable yet: %s", study, exc)
         return []
 
 
@@ -133,15 +146,14 @@ def _detail(request: Request, session: SessionDep, run_id: int) -> dict[str, Any
         "result": result,
         "remeasured": remeasured if isinstance(remeasured, dict) else {},
         "has_report": report_path(request.app.state.settings, run.study_name).is_file(),
-        "terminal": run.state in ("succeeded", "failed", "stopped", "interrupted"),
+        "terminal": TuningRunState(run.state) not in TUNING_RUN_LIFECYCLE.active,
     }
 
 
 @router.get("/tuning/{run_id}")
 def tuning_run(request: Request, run_id: RowId, session: SessionDep, user: UiViewer) -> Response:
-    return page(
-        request, "tuning_run.html", user, section="tuning", **_detail(request, session, run_id)
-    )
+    ctx = _detail(request, session, run_id)
+    return page(request, "tuning_run.html", user, section="tuning", errors={}, **ctx)
 
 
 @router.get("/tuning/{run_id}/live")
@@ -159,10 +171,12 @@ def tuning_plots(request: Request, run_id: RowId, session: SessionDep, user: UiV
         run = tuning.get_run(session, run_id)
     slos = [parse_slo(s) for s in (run.spec or {}).get("slos", [])]
     out: list[dict[str, Any]] = []
+    if not study_exists(request.app.state.db_engine, run.study_name):
+        return JSONResponse({"plots": []})
     with opened_storage(storage_url(request.app.state.db_engine)) as storage:
         try:
             study = optuna.load_study(study_name=run.study_name, storage=storage)
-        except KeyError:
+        except (KeyError, OperationalError):
             return JSONResponse({"plots": []})
         for title, fig in report_figures(study, slos):
             if isinstance(fig, str):

@@ -23,7 +23,8 @@ const SVG = "http://www.w3.org/2000/svg";
 
 function sparkline(cell, points) {
   cell.textContent = "";
-  if (!points || points.length < 2) { cell.textContent = "–"; return; }
+  if (!points || !points.length) { cell.textContent = "–"; return; }
+  if (points.length === 1) { points = [points[0], points[0]]; }
   const w = 96, h = 24;
   const ts = points.map((p) => p[0]), vs = points.map((p) => p[1]);
   const t0 = Math.min(...ts), t1 = Math.max(...ts);
