@@ -4,12 +4,15 @@ the security headers of every UI response."""
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.responses import RedirectResponse
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from starlette.types import Message
@@ -65,6 +68,30 @@ def plotly_bundle() -> Path:
     return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
 
 
+_PLOTLY_SCOPE = ".js-plotly-plot .plotly"
+_RULE = re.compile(r'"([^"]+)":(?:\'([^\']*)\'|"([^"]*)")')
+
+
+@lru_cache(maxsize=1)
+def plotly_css() -> str:
+    """Plotly.js's own style rules as a stylesheet.
+
+    Plotly adds them at run time in a ``<style>`` element, which ``default-src 'self'``
+    refuses (without them its SVG layers do not stack). They are read out of the bundle the
+    wheel ships, so they always match the script that is served.
+    """
+    text = plotly_bundle().read_text(encoding="utf-8")
+    start = text.find('"X,X div":')
+    if start < 0:
+        return ""
+    body = text[start : text.find("}", start)]
+    rules = []
+    for selector, single, double in _RULE.findall(body):
+        scoped = selector.replace("X", _PLOTLY_SCOPE)
+        rules.append(f"{scoped}{{{single or double}}}")
+    return "\n".join(rules) + "\n"
+
+
 def install(app: FastAPI) -> None:
     static = resources.files("controlplane.ui") / "static"
     app.mount("/ui/static", StaticFiles(directory=str(static)), name="ui-static")
@@ -73,6 +100,10 @@ def install(app: FastAPI) -> None:
     @app.get("/ui/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:
         return FileResponse(bundle, media_type="text/javascript")
+
+    @app.get("/ui/plotly.css", include_in_schema=False)
+    def plotly_stylesheet() -> Response:
+        return Response(plotly_css(), media_type="text/css")
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

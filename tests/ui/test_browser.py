@@ -49,6 +49,9 @@ pytestmark = [
     pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is missing"),
 ]
 
+# The machine running the suite is shared: give each expectation room before it fails.
+expect.set_options(timeout=15_000)
+
 GUARD = GuardSettings(
     interval_s=0.2,
     baseline_s=1.5,
@@ -64,8 +67,8 @@ GUARD = GuardSettings(
 TUNER = TunerSettings(
     warmup_s=0.3,
     window_s=0.8,
-    min_windows=2,
-    max_windows=3,
+    min_windows=1,
+    max_windows=2,
     tolerance=0.2,
     repeats=1,
     bake_s=2.0,
@@ -166,18 +169,8 @@ def test_sign_in_see_the_fleet_and_watch_a_change_commit(browser: Browser, plane
     context, page = _signed_in(browser, plane, plane.operator)
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    row = page.locator('tr[data-engine-id] >> text="ref"')
-    expect(row).to_be_visible()
-    load = Load(plane.engine.url, concurrency=4, duration_s=12)
-    # Sparklines and health arrive in one request once the collectors have scraped twice.
-    page.wait_for_timeout(2500)
-    page.reload()
-    expect(page.locator("td.health .state")).to_have_text("up", timeout=15_000)
-    expect(page.locator("td.qps .spark-last")).to_have_text(
-        re.compile(r"^[0-9.e+]+$"), timeout=15_000
-    )
-    _shot(page, plane, "fleet")
-
+    expect(page.locator('tr[data-engine-id] >> text="ref"')).to_be_visible()
+    load = Load(plane.engine.url, concurrency=4, duration_s=9)
     _set_slo(page, plane, "p99_ms<=10000")
     expect(page.locator("figure.chart canvas").first).to_be_visible(timeout=15_000)
     _apply(page, {"max_batch_size": "4"}, bake_s="3")
@@ -189,7 +182,15 @@ def test_sign_in_see_the_fleet_and_watch_a_change_commit(browser: Browser, plane
     _shot(page, plane, "rollout-committed")
     page.goto(f"{plane.url}/ui/engines/ref")
     expect(page.locator("#active-rollout")).to_contain_text("committed")
+    expect(page.locator(".chart-body", has_text="loading")).to_have_count(0, timeout=15_000)
+    expect(page.locator("figure.chart canvas").first).to_be_visible()
     _shot(page, plane, "engine")
+    # Sparklines, health and SLO status of the visible rows arrive in one request.
+    page.goto(f"{plane.url}/ui/fleet")
+    expect(page.locator("td.health .state")).to_have_text("up", timeout=15_000)
+    expect(page.locator("td .slo")).to_have_text("met", timeout=15_000)
+    expect(page.locator("td.qps .spark-last")).to_have_text(re.compile(r"^[0-9.e+]+$"))
+    _shot(page, plane, "fleet")
     load.join()
     assert not [e for e in errors if "Content Security Policy" in e], errors
     context.close()
@@ -202,7 +203,6 @@ def test_a_breaching_change_is_shown_rolled_back_with_its_evidence(
     _set_slo(page, plane, "p99_ms<=600")
     # Batches that wait a second to fill, under light load: every request takes >= 1 s.
     load = Load(plane.engine.url, concurrency=8, duration_s=15)
-    page.wait_for_timeout(1000)
     _apply(page, {"max_queue_delay_ms": "1000", "max_batch_size": "64"}, bake_s="20")
     expect(page).to_have_url(re.compile(r"/ui/rollouts/\d+$"))
     expect(page.locator("#rollout-state")).to_have_text("rolled_back", timeout=40_000)
@@ -234,6 +234,11 @@ def test_a_short_tuning_run_shows_trials_and_plots(browser: Browser, plane: Plan
     page.locator("#redraw-plots").click()
     expect(page.locator("#plots .plot .main-svg").first).to_be_visible(timeout=15_000)
     expect(page.locator("#plots")).to_contain_text("Throughput vs p99")
+    expect(page.locator("#plots")).to_contain_text("Optimization history")
+    # Plotly's own stylesheet is served (its inline one is refused by the CSP): the SVG
+    # layers stack, so the plot is no taller than its box.
+    height = page.locator("#plots .plot").first.evaluate("e => e.scrollHeight")
+    assert height <= 420, height
     _shot(page, plane, "tuning-run")
     page.goto(f"{plane.url}/ui/tuning")
     _shot(page, plane, "tuning")
