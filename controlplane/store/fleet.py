@@ -56,7 +56,16 @@ def _slo(row: SloRow) -> SLO:
     return SLO(kind=kind, threshold=row.threshold, quantile=row.quantile, window_s=row.window_s)
 
 
-def _label_filter(rows: list[EngineRow], labels: Mapping[str, str]) -> list[EngineRow]:
+@dataclass(frozen=True)
+class _Listed:
+    id: int
+    name: str
+    kind: str
+    url: str
+    labels: dict[str, str]
+
+
+def _label_filter(rows: list[_Listed], labels: Mapping[str, str]) -> list[_Listed]:
     # Labels are JSON (JSONB on PostgreSQL, text on SQLite): filtered here for one code path.
     return [r for r in rows if all(r.labels.get(k) == v for k, v in labels.items())]
 
@@ -69,43 +78,46 @@ def fleet_page(
     offset: int = 0,
     limit: int = 200,
 ) -> FleetPage:
-    query = select(EngineRow).order_by(EngineRow.name)
+    # Columns, not ORM rows: a thousand engines are listed on every fleet page view.
+    query = select(
+        EngineRow.id, EngineRow.name, EngineRow.kind, EngineRow.url, EngineRow.labels
+    ).order_by(EngineRow.name)
     if name_contains:
         query = query.where(
             func.lower(EngineRow.name).contains(name_contains.lower(), autoescape=True)
         )
-    everyone = list(session.scalars(query))
+    everyone = [_Listed(*row) for row in session.execute(query)]
     keys = sorted({k for r in everyone for k in r.labels})
     matching = _label_filter(everyone, labels or {})
     rows = matching[offset : offset + limit]
     ids = [r.id for r in rows]
-    configs: dict[int, EngineConfigRow] = {}
+    configs: dict[int, tuple[int, dict[str, Any]]] = {}
     slos: dict[int, list[str]] = {}
-    active: dict[int, RolloutRow] = {}
-    runs: dict[int, TuningRunRow] = {}
+    active: dict[int, tuple[int, str]] = {}
+    runs: dict[int, tuple[int, str]] = {}
     if ids:
-        for lkg in session.scalars(
-            select(EngineConfigRow).where(
-                EngineConfigRow.engine_id.in_(ids), EngineConfigRow.is_last_known_good.is_(True)
-            )
+        for engine_id, version, config in session.execute(
+            select(EngineConfigRow.engine_id, EngineConfigRow.version, EngineConfigRow.config)
+            .where(EngineConfigRow.engine_id.in_(ids))
+            .where(EngineConfigRow.is_last_known_good.is_(True))
         ):
-            configs[lkg.engine_id] = lkg
+            configs[engine_id] = (version, config)
         for s in session.scalars(
             select(SloRow).where(SloRow.engine_id.in_(ids)).order_by(SloRow.name)
         ):
             slos.setdefault(s.engine_id, []).append(_slo(s).spec())
-        for ro in session.scalars(
-            select(RolloutRow).where(
+        for engine_id, rollout_id, state in session.execute(
+            select(RolloutRow.engine_id, RolloutRow.id, RolloutRow.state).where(
                 RolloutRow.engine_id.in_(ids), RolloutRow.state.in_(ACTIVE_ROLLOUT_STATES)
             )
         ):
-            active[ro.engine_id] = ro
-        for t in session.scalars(
-            select(TuningRunRow).where(
+            active[engine_id] = (rollout_id, state)
+        for engine_id, run_id, state in session.execute(
+            select(TuningRunRow.engine_id, TuningRunRow.id, TuningRunRow.state).where(
                 TuningRunRow.engine_id.in_(ids), TuningRunRow.state.in_(ACTIVE_RUN_STATES)
             )
         ):
-            runs[t.engine_id] = t
+            runs[engine_id] = (run_id, state)
     out = []
     for e in rows:
         c, current, run = configs.get(e.id), active.get(e.id), runs.get(e.id)
@@ -116,13 +128,13 @@ def fleet_page(
                 kind=e.kind,
                 url=redact_url(e.url),
                 labels=dict(e.labels),
-                config=None if c is None else dict(c.config),
-                config_version=None if c is None else c.version,
+                config=None if c is None else dict(c[1]),
+                config_version=None if c is None else c[0],
                 slos=slos.get(e.id, []),
-                rollout_id=None if current is None else current.id,
-                rollout_state=None if current is None else current.state,
-                tuning_run_id=None if run is None else run.id,
-                tuning_state=None if run is None else run.state,
+                rollout_id=None if current is None else current[0],
+                rollout_state=None if current is None else current[1],
+                tuning_run_id=None if run is None else run[0],
+                tuning_state=None if run is None else run[1],
             )
         )
     return FleetPage(out, total=len(matching), offset=offset, limit=limit, label_keys=keys)

@@ -5,13 +5,17 @@ end at once; pages redirect when signed out; every post needs the session's CSRF
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from controlplane.domain import Role
+from controlplane.domain import UnauthenticatedError
+from controlplane.store import ui_sessions
 from controlplane.store import users
+from controlplane.store.base import utcnow
 from controlplane.store.database import make_session_factory
 from controlplane.store.database import unit_of_work
 from tests.fixtures.db import SQLITE_ONLY
@@ -143,3 +147,23 @@ def test_every_page_sends_the_strict_csp_and_no_inline_script(
         assert not re.search(r"<script(?![^>]*\bsrc=)", html), path
         assert not re.search(r"\son[a-z]+=", html), path
         assert not re.search(r"https?://(?!testserver)[a-z]", html.split("</head>")[0]), path
+
+
+def test_a_session_expires_and_needs_its_own_users_token(
+    account: AccountMaker, db_engine: Engine
+) -> None:
+    alice, bob = account(Role.operator), account(Role.viewer)
+    factory = make_session_factory(db_engine)
+    now = utcnow()
+    with unit_of_work(factory) as s:
+        _row, secret = ui_sessions.sign_in(
+            s, name=alice.name, token=alice.token, ttl=timedelta(minutes=5), now=now
+        )
+        with pytest.raises(UnauthenticatedError):
+            ui_sessions.sign_in(s, name=alice.name, token=bob.token, ttl=timedelta(hours=1))
+    with factory() as s:
+        assert ui_sessions.verify(s, secret, now=now + timedelta(minutes=4)).name == alice.name
+        with pytest.raises(UnauthenticatedError):
+            ui_sessions.verify(s, secret, now=now + timedelta(minutes=5))
+        with pytest.raises(UnauthenticatedError):
+            ui_sessions.verify(s, "not-a-session")

@@ -172,7 +172,7 @@ def test_fleet_statistics_match_the_series_api(
     ui_app_client: TestClient, account: AccountMaker, db_engine: Engine
 ) -> None:
     op = account(Role.operator)
-    fast = _add_engine(ui_app_client, op, "fast", "http://127.0.0.1:9")
+    fast = _add_engine(ui_app_client, op, "fast", "http://127.0.0.1:9", labels={"team": "a"})
     slow = _add_engine(ui_app_client, op, "slow", "http://127.0.0.1:9")
     quiet = _add_engine(ui_app_client, op, "quiet", "http://127.0.0.1:9")
     now = float(int(time.time()))
@@ -222,6 +222,8 @@ def test_fleet_statistics_match_the_series_api(
     assert chart["series"] == api["series"]
     filtered = ui_app_client.get("/ui/fleet", params={"q": "slo"}).text
     assert ">slow</a>" in filtered and ">fast</a>" not in filtered
+    by_label = ui_app_client.get("/ui/fleet", params={"label": "team=a"}).text
+    assert ">fast</a>" in by_label and ">slow</a>" not in by_label
     assert ui_app_client.get("/ui/fleet", params={"label": "nokey"}).status_code == 422
 
 
