@@ -14,6 +14,8 @@ import secrets
 from datetime import datetime
 from datetime import timedelta
 
+from sqlalchemy import delete
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -130,3 +132,13 @@ def revoke_user_sessions(session: Session, *, user_id: int, actor: str) -> int:
             detail={"sessions": count},
         )
     return count
+
+
+def prune(session: Session, *, before: datetime) -> int:
+    """Delete sessions that expired or were revoked before ``before`` (the retention job)."""
+    result = session.execute(
+        delete(UiSessionRow).where(
+            or_(UiSessionRow.expires_at < before, UiSessionRow.revoked_at < before)
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

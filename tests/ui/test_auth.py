@@ -167,3 +167,6 @@ def test_a_session_expires_and_needs_its_own_users_token(
             ui_sessions.verify(s, secret, now=now + timedelta(minutes=5))
         with pytest.raises(UnauthenticatedError):
             ui_sessions.verify(s, "not-a-session")
+    with unit_of_work(factory) as s:
+        assert ui_sessions.prune(s, before=now + timedelta(minutes=4)) == 0
+        assert ui_sessions.prune(s, before=now + timedelta(minutes=6)) == 1
