@@ -294,6 +294,18 @@ def fetch_series(
     return [SeriesData(dict(k), points) for k, points in sorted(found.items())]
 
 
+def sources_labelled(session: Session, *, metric: str, key: str, value: str) -> list[str]:
+    """Sources with a series of ``metric`` carrying ``key=value``: the host that reports an
+    engine's process (``host_engine_process_resident_memory_bytes{engine=...}``)."""
+    found = set()
+    for source, text in session.execute(
+        select(SeriesRow.source, SeriesRow.labels).where(SeriesRow.metric == metric)
+    ):
+        if dict(_labels(text)).get(key) == value:
+            found.add(str(source))
+    return sorted(found)
+
+
 def fetch_many(
     session: Session, *, sources: Sequence[str], metric: str, start: float, end: float
 ) -> dict[str, list[SeriesData]]:

@@ -16,6 +16,7 @@ from controlplane.domain import Role
 from controlplane.domain import Sample
 from controlplane.domain import parse_slo
 from controlplane.store import samples
+from controlplane.store import schedules
 from controlplane.store import slos
 from controlplane.store.database import make_session_factory
 from controlplane.store.database import unit_of_work
@@ -29,6 +30,7 @@ from tests.ui.conftest import sign_in
 
 pytestmark = SQLITE_ONLY
 XSS = "<script>alert(1)</script>"
+RSS = "host_engine_process_resident_memory_bytes"
 
 
 def _bearer(who: Account) -> dict[str, str]:
@@ -180,6 +182,11 @@ def test_fleet_statistics_match_the_series_api(
     with unit_of_work(factory) as s:
         samples.insert_samples(s, _traffic("fast", now, latency_le="0.1"))
         samples.insert_samples(s, _traffic("slow", now, latency_le="1"))
+        rss = [
+            Sample(now - 60 + 15 * i, "host:n1", RSS, (("engine", "fast"),), 2.0**30)
+            for i in range(5)
+        ]
+        samples.insert_samples(s, rss)
         for engine_id in (fast, slow):
             slos.set_slo(s, engine_id=engine_id, slo=parse_slo("p99_ms<=300"), actor="t")
     with factory() as s:
@@ -220,6 +227,13 @@ def test_fleet_statistics_match_the_series_api(
         },
     ).json()
     assert chart["series"] == api["series"]
+    page = ui_app_client.get(f"/ui/engines/{fast}").text
+    host_url = re.search(r'data-series-url="(/ui/engines/\d+/host-series.json[^"]+)"', page)
+    assert host_url is not None and "Resident memory (host:n1)" in page
+    memory = ui_app_client.get(host_url.group(1).replace("&amp;", "&")).json()
+    assert memory["series"][0]["labels"] == {"engine": "fast"}
+    assert {v for _, v in memory["series"][0]["points"]} == {2.0**30}
+    assert "host-series" not in ui_app_client.get(f"/ui/engines/{slow}").text
     filtered = ui_app_client.get("/ui/fleet", params={"q": "slo"}).text
     assert ">slow</a>" in filtered and ">fast</a>" not in filtered
     by_label = ui_app_client.get("/ui/fleet", params={"label": "team=a"}).text
@@ -244,3 +258,41 @@ def test_assets_are_served_by_the_app_and_pages_stay_light(
     assets = re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', fleet)
     weight = len(fleet.encode()) + sum(len(ui_app_client.get(a).content) for a in assets)
     assert weight < 300_000
+
+
+def test_an_operator_pauses_and_resumes_a_schedule(
+    ui_app_client: TestClient, account: AccountMaker, db_engine: Engine
+) -> None:
+    op, viewer = account(Role.operator), account(Role.viewer)
+    engine_id = _add_engine(ui_app_client, op, "e1", "http://127.0.0.1:9")
+    with unit_of_work(make_session_factory(db_engine)) as s:
+        row = schedules.create_schedule(
+            s,
+            name="nightly",
+            engine_id=engine_id,
+            engine_name="e1",
+            cron="0 2 * * *",
+            timezone="UTC",
+            spec={},
+            skip={},
+            paused=False,
+            actor="t",
+        )
+        schedule_id = row.id
+    csrf = sign_in(ui_app_client, viewer)
+    assert "/pause" not in ui_app_client.get("/ui/tuning").text
+    refused = ui_app_client.post(f"/ui/schedules/{schedule_id}/pause", data={"csrf": csrf})
+    assert refused.status_code == 403
+    csrf = sign_in(ui_app_client, op)
+    assert (
+        ui_app_client.post(f"/ui/schedules/{schedule_id}/pause", data={"csrf": csrf}).status_code
+        == 303
+    )
+    listed = ui_app_client.get("/api/v1/schedules/nightly", headers=_bearer(op)).json()
+    assert listed["paused"] is True
+    assert ">Resume</button>" in ui_app_client.get("/ui/tuning").text
+    ui_app_client.post(f"/ui/schedules/{schedule_id}/resume", data={"csrf": csrf})
+    assert (
+        ui_app_client.get("/api/v1/schedules/nightly", headers=_bearer(op)).json()["paused"]
+        is False
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 from typing import Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter
 from fastapi import Path
@@ -29,6 +30,7 @@ from controlplane.schemas.slos import SloRead
 from controlplane.store import configs
 from controlplane.store import engines
 from controlplane.store import rollouts
+from controlplane.store import samples
 from controlplane.store import slos
 from controlplane.store import tuning
 from controlplane.store.models import EngineConfigRow
@@ -58,6 +60,7 @@ CHARTS: tuple[tuple[str, str, str, float, dict[str, str]], ...] = (
     ("Running", "requests_running", "requests", 1.0, {}),
     ("KV cache", "kv_cache_usage_ratio", "ratio", 1.0, {}),
 )
+HOST_RSS = "host_engine_process_resident_memory_bytes"
 SloName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.]+$")]
 
 
@@ -106,7 +109,9 @@ def _render(
 ) -> Response:
     with session.begin():
         ctx = _context(session, ref)
-        target = engines.engine_target(engines.get_engine(session, ref))
+        row = engines.get_engine(session, ref)
+        target = engines.engine_target(row)
+        hosts = samples.sources_labelled(session, metric=HOST_RSS, key="engine", value=row.name)
     lkg, history = ctx["lkg"], ctx["history"]
     knobs: dict[str, object] = {}
     if isinstance(lkg, EngineConfigRow):
@@ -128,6 +133,14 @@ def _render(
             f"&to={to}&step={step}" + (f"&{query}" if query else "")
         )
         charts.append({"title": title, "url": url, "unit": unit, "scale": scale})
+    for host in hosts:
+        url = (
+            f"/ui/engines/{engine.id}/host-series.json?host={quote(host)}&from={to - range_s}"
+            f"&to={to}&step={step}"
+        )
+        charts.append(
+            {"title": f"Resident memory ({host})", "url": url, "unit": "MiB", "scale": 1 / 2**20}
+        )
     return page(
         request,
         "engine.html",
@@ -184,6 +197,37 @@ def engine_series(
         window=None,
         quantile=quantile,
         rate=rate,
+        agg="last",
+    )
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
+@router.get("/engines/{engine}/host-series.json")
+def engine_host_series(
+    engine: EngineRef,
+    session: SessionDep,
+    user: UiViewer,
+    host: Annotated[str, Query(min_length=1, max_length=200)],
+    start: Annotated[float, Query(alias="from", ge=0)],
+    end: Annotated[float, Query(alias="to", ge=0)],
+    step: Annotated[float, Query(gt=0, le=86400)] = 60.0,
+) -> Response:
+    """The engine's process as its host reports it (source ``host:NAME``, label
+    ``engine=<name>``), through the same function as ``GET /api/v1/series``."""
+    with session.begin():
+        name = engines.get_engine(session, engine).name
+    result = series_api.get_series(
+        session=session,
+        who=user.principal,
+        engine=host,
+        metric=HOST_RSS,
+        labels=[f"engine={name}"],
+        start=start,
+        end=end,
+        step=step,
+        window=None,
+        quantile=None,
+        rate=False,
         agg="last",
     )
     return Response(result.model_dump_json(), media_type="application/json")

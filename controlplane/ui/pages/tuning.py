@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from controlplane.api.deps import SessionDep
 from controlplane.api.params import RowId
+from controlplane.api.params import ScheduleRef
 from controlplane.api.routes import schedules as schedules_api
 from controlplane.api.routes import tuning as tuning_api
 from controlplane.domain import NotFoundError
@@ -248,3 +249,39 @@ def _act_on(
             **ctx,
         )
     return RedirectResponse(f"/ui/tuning/{run_id}", status_code=303)
+
+
+@router.post("/schedules/{schedule}/pause")
+def pause_schedule(
+    request: Request, schedule: ScheduleRef, session: SessionDep, user: UiOperator
+) -> Response:
+    return _schedule_action(
+        request,
+        session,
+        user,
+        lambda: schedules_api.pause_schedule(
+            schedule=schedule, session=session, who=user.principal
+        ),
+    )
+
+
+@router.post("/schedules/{schedule}/resume")
+def resume_schedule(
+    request: Request, schedule: ScheduleRef, session: SessionDep, user: UiOperator
+) -> Response:
+    return _schedule_action(
+        request,
+        session,
+        user,
+        lambda: schedules_api.resume_schedule(
+            schedule=schedule, session=session, who=user.principal
+        ),
+    )
+
+
+def _schedule_action(request: Request, session: SessionDep, user: UiUser, action: Any) -> Response:
+    try:
+        act(action)
+    except FormErrors as exc:
+        return _list(request, session, user, errors=exc.errors, status_code=409)
+    return RedirectResponse("/ui/tuning#schedules", status_code=303)
