@@ -105,7 +105,9 @@ async function drawChart(box) {
   });
   const width = Math.max(280, body.clientWidth || 600);
   const seconds = box.dataset.x === "seconds";
-  const chart = new uPlot({ width, height: 180, series, scales: { x: { time: !seconds } },
+  // A time chart spans the chosen range, whatever part of it has data.
+  const x = seconds ? { time: false } : { time: true, range: [data.start, data.end] };
+  const chart = new uPlot({ width, height: 180, series, scales: { x },
                             axes: [{ label: seconds ? "s" : "" }, { label: box.dataset.unit || "" }],
                             legend: { live: true } }, columns, body);
   box._chart = chart;
