@@ -152,3 +152,8 @@ def names_of(session: Session, engine_ids: list[int]) -> dict[int, str]:
         select(EngineRow.id, EngineRow.name).where(EngineRow.id.in_(engine_ids))
     )
     return {int(i): str(n) for i, n in rows}
+
+
+def engine_names(session: Session) -> dict[int, str]:
+    """Every engine's name by id (list pages label rows with it)."""
+    return {int(i): str(n) for i, n in session.execute(select(EngineRow.id, EngineRow.name))}

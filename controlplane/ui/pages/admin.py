@@ -21,6 +21,9 @@ from controlplane.api.params import RowId
 from controlplane.api.routes import users as users_api
 from controlplane.domain import Role
 from controlplane.domain.ids import MAX_AUDIT_ID
+from controlplane.schemas.audit import AuditEventRead
+from controlplane.schemas.users import TokenRead
+from controlplane.schemas.users import UserRead
 from controlplane.schemas.users import UserUpdate
 from controlplane.store import audit
 from controlplane.store import ui_sessions
@@ -50,9 +53,9 @@ def _render(
 ) -> Response:
     filters = filters or {}
     with session.begin():
-        people = users.list_users(session)
-        tokens = users.list_tokens(session)
-        events = audit.list_events(
+        people = [UserRead.model_validate(u) for u in users.list_users(session)]
+        tokens = [TokenRead.model_validate(t) for t in users.list_tokens(session)]
+        rows = audit.list_events(
             session,
             target_type=filters.get("target_type") or None,
             actor=filters.get("actor") or None,
@@ -60,6 +63,7 @@ def _render(
             before_id=filters.get("before_id"),
             limit=100,
         )
+        events = [AuditEventRead.model_validate(e) for e in rows]
     names = {u.id: u.name for u in people}
     return page(
         request,

@@ -23,17 +23,19 @@ from controlplane.api.routes import series as series_api
 from controlplane.api.routes import slos as slos_api
 from controlplane.domain import DomainError
 from controlplane.domain import EngineTarget
+from controlplane.schemas.engines import EngineConfigRead
 from controlplane.schemas.engines import EngineRead
 from controlplane.schemas.rollouts import ApplyRequest
+from controlplane.schemas.rollouts import RolloutRead
 from controlplane.schemas.slos import SloCreate
 from controlplane.schemas.slos import SloRead
+from controlplane.schemas.tuning import TuningRunRead
 from controlplane.store import configs
 from controlplane.store import engines
 from controlplane.store import rollouts
 from controlplane.store import samples
 from controlplane.store import slos
 from controlplane.store import tuning
-from controlplane.store.models import EngineConfigRow
 from controlplane.ui.auth import UiOperator
 from controlplane.ui.auth import UiUser
 from controlplane.ui.auth import UiViewer
@@ -71,16 +73,29 @@ def _step(range_s: int) -> int:
 
 def _context(session: SessionDep, ref: str) -> dict[str, object]:
     row = engines.get_engine(session, ref)
-    history = configs.config_history(session, row.id, limit=50)
-    lkg = configs.last_known_good(session, row.id)
+    history = [
+        EngineConfigRead.model_validate(c)
+        for c in configs.config_history(session, row.id, limit=50)
+    ]
+    lkg_row = configs.last_known_good(session, row.id)
+    lkg = None if lkg_row is None else EngineConfigRead.model_validate(lkg_row)
+    recorded = lkg or (history[0] if history else None)
+    active = rollouts.active_rollout(session, row.id)
     return {
         "engine": EngineRead.from_row(row),
         "history": history,
         "lkg": lkg,
+        "recorded": None if recorded is None else dict(recorded.config),
         "slos": [SloRead.from_row(r) for r in slos.list_slos(session, row.id)],
-        "active": rollouts.active_rollout(session, row.id),
-        "recent": rollouts.list_rollouts(session, engine_id=row.id, limit=10),
-        "runs": tuning.list_runs(session, engine_id=row.id, limit=5),
+        "active": None if active is None else RolloutRead.model_validate(active),
+        "recent": [
+            RolloutRead.model_validate(r)
+            for r in rollouts.list_rollouts(session, engine_id=row.id, limit=10)
+        ],
+        "runs": [
+            TuningRunRead.model_validate(t)
+            for t in tuning.list_runs(session, engine_id=row.id, limit=5)
+        ],
     }
 
 
@@ -112,14 +127,8 @@ def _render(
         row = engines.get_engine(session, ref)
         target = engines.engine_target(row)
         hosts = samples.sources_labelled(session, metric=HOST_RSS, key="engine", value=row.name)
-    lkg, history = ctx["lkg"], ctx["history"]
-    knobs: dict[str, object] = {}
-    if isinstance(lkg, EngineConfigRow):
-        knobs = dict(lkg.config)
-    elif isinstance(history, list) and history:
-        knobs = dict(history[0].config)
-    else:
-        knobs = _live_config(request, target)
+    recorded = ctx["recorded"]
+    knobs = recorded if isinstance(recorded, dict) else _live_config(request, target)
     range_s = RANGES[range_name]
     to = int(time.time())
     step = _step(range_s)
@@ -242,13 +251,9 @@ def active_rollout_fragment(
         row = engines.get_engine(session, engine)
         active = rollouts.active_rollout(session, row.id)
         recent = rollouts.list_rollouts(session, engine_id=row.id, limit=1)
-    return page(
-        request,
-        "fragments/active_rollout.html",
-        user,
-        active=active,
-        last=recent[0] if recent else None,
-    )
+        shown = None if active is None else RolloutRead.model_validate(active)
+        last = RolloutRead.model_validate(recent[0]) if recent else None
+    return page(request, "fragments/active_rollout.html", user, active=shown, last=last)
 
 
 @router.post("/engines/{engine}/apply")

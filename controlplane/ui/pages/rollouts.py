@@ -19,9 +19,14 @@ from controlplane.api.deps import SessionDep
 from controlplane.api.params import RowId
 from controlplane.api.routes import rollouts as rollouts_api
 from controlplane.domain import RolloutState
+from controlplane.schemas.audit import AuditEventRead
+from controlplane.schemas.engines import EngineConfigRead
+from controlplane.schemas.engines import EngineRead
+from controlplane.schemas.rollouts import RolloutRead
 from controlplane.store import audit
 from controlplane.store import configs
 from controlplane.store import engines
+from controlplane.store import fleet
 from controlplane.store import rollouts
 from controlplane.ui.auth import UiOperator
 from controlplane.ui.auth import UiUser
@@ -42,8 +47,11 @@ def rollout_list(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     with session.begin():
-        rows = rollouts.list_rollouts(session, state=state, limit=limit)
-        names = {e.id: e.name for e in engines.list_engines(session)}
+        rows = [
+            RolloutRead.model_validate(r)
+            for r in rollouts.list_rollouts(session, state=state, limit=limit)
+        ]
+        names = fleet.engine_names(session)
     return page(
         request,
         "rollouts.html",
@@ -57,24 +65,28 @@ def rollout_list(
 
 
 def _detail(session: SessionDep, rollout_id: int) -> dict[str, Any]:
-    row = rollouts.get_rollout(session, rollout_id)
-    engine = engines.get_engine(session, row.engine_id)
-    from_cfg = configs.get_config(session, row.from_config_id) if row.from_config_id else None
-    to_cfg = configs.get_config(session, row.to_config_id) if row.to_config_id else None
-    timeline = list(
-        reversed(
-            audit.list_events(session, target_type="rollout", target_id=str(rollout_id), limit=200)
-        )
+    row = RolloutRead.model_validate(rollouts.get_rollout(session, rollout_id))
+    engine = EngineRead.from_row(engines.get_engine(session, row.engine_id))
+
+    def config(config_id: int | None) -> EngineConfigRead | None:
+        if config_id is None:
+            return None
+        return EngineConfigRead.model_validate(configs.get_config(session, config_id))
+
+    lkg = configs.last_known_good(session, engine.id)
+    events = audit.list_events(
+        session, target_type="rollout", target_id=str(rollout_id), limit=200
     )
+    timeline = [AuditEventRead.model_validate(e) for e in reversed(events)]
     evidence = row.evidence or {}
     decisions = [d for d in evidence.get("decisions", []) if isinstance(d, dict)]
     breach = next((d for d in decisions if d.get("verdict") == "breach"), None)
     return {
         "rollout": row,
         "engine": engine,
-        "from_cfg": from_cfg,
-        "to_cfg": to_cfg,
-        "lkg": configs.last_known_good(session, engine.id),
+        "from_cfg": config(row.from_config_id),
+        "to_cfg": config(row.to_config_id),
+        "lkg": None if lkg is None else EngineConfigRead.model_validate(lkg),
         "timeline": timeline,
         "evidence": evidence,
         "verdict": evidence.get("verdict") or {},

@@ -27,8 +27,12 @@ from controlplane.domain import NotFoundError
 from controlplane.domain import parse_slo
 from controlplane.domain.tuning import TUNING_RUN_LIFECYCLE
 from controlplane.domain.tuning import TuningRunState
+from controlplane.schemas.engines import EngineRead
+from controlplane.schemas.schedules import ScheduleRead
 from controlplane.schemas.tuning import TuningCreate
+from controlplane.schemas.tuning import TuningRunRead
 from controlplane.store import engines
+from controlplane.store import fleet
 from controlplane.store import schedules
 from controlplane.store import tuning
 from controlplane.ui.auth import UiOperator
@@ -59,9 +63,9 @@ def _list(
     status_code: int = 200,
 ) -> Response:
     with session.begin():
-        runs = tuning.list_runs(session, limit=100)
-        names = {e.id: e.name for e in engines.list_engines(session)}
-        scheds = schedules.list_schedules(session)
+        runs = [TuningRunRead.model_validate(r) for r in tuning.list_runs(session, limit=100)]
+        names = fleet.engine_names(session)
+        scheds = [ScheduleRead.model_validate(r) for r in schedules.list_schedules(session)]
     history = {
         s.id: schedules_api.schedule_history(
             schedule=str(s.id), session=session, who=user.principal, limit=5
@@ -136,8 +140,8 @@ def _trials(request: Request, study: str) -> list[Any]:
 
 def _detail(request: Request, session: SessionDep, run_id: int) -> dict[str, Any]:
     with session.begin():
-        run = tuning.get_run(session, run_id)
-        engine = engines.get_engine(session, run.engine_id)
+        run = TuningRunRead.model_validate(tuning.get_run(session, run_id))
+        engine = EngineRead.from_row(engines.get_engine(session, run.engine_id))
     result = run.result or {}
     remeasured = result.get("remeasured") or {}
     return {
