@@ -111,7 +111,7 @@ def sign_in_redirect(request: Request, exc: Exception) -> Response:
     return RedirectResponse(location, status_code=303)
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
     """A browser sends ``Origin`` on every cross-site POST; where it is present it must be
     this host. ``Sec-Fetch-Site: cross-site`` is refused as well."""
     if request.headers.get("sec-fetch-site") == "cross-site":
@@ -148,7 +148,7 @@ async def _check_csrf(request: Request, user: UiUser) -> None:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    if not sent or not hmac.compare_digest(sent, user.csrf) or not _same_origin(request):
+    if not sent or not hmac.compare_digest(sent, user.csrf) or not same_origin(request):
         auth_failures.record(request, 403, f"ui: {user.name}: CSRF check failed")
         raise CsrfRefused("missing or wrong CSRF token, or a cross-site request")
 

@@ -46,6 +46,12 @@ def test_sign_in_sets_a_strict_cookie_and_refuses_wrong_tokens(
         assert response.status_code == 401
         assert "unknown user or invalid token" in response.text
         assert "set-cookie" not in response.headers
+    cross = ui_app_client.post(
+        "/ui/sign-in",
+        data={"name": alice.name, "token": alice.token},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert cross.status_code == 403 and "set-cookie" not in cross.headers
     response = ui_app_client.post(
         "/ui/sign-in", data={"name": alice.name, "token": alice.token, "next": "//evil.example"}
     )

@@ -15,11 +15,13 @@ from fastapi.responses import Response
 from controlplane.api import auth_failures
 from controlplane.api.deps import get_session_factory
 from controlplane.api.deps import get_settings
+from controlplane.domain import PermissionDeniedError
 from controlplane.domain import UnauthenticatedError
 from controlplane.store import ui_sessions
 from controlplane.ui.auth import UiViewer
 from controlplane.ui.auth import actor
 from controlplane.ui.auth import clear_session_cookie
+from controlplane.ui.auth import same_origin
 from controlplane.ui.auth import session_secret
 from controlplane.ui.auth import set_session_cookie
 from controlplane.ui.render import page
@@ -48,6 +50,10 @@ def sign_in(
     token: Annotated[str, Form(max_length=512)],
     next: Annotated[str, Form(max_length=2000)] = "/ui/fleet",
 ) -> Response:
+    if not same_origin(request):
+        # A cross-site sign-in would put the victim's browser in someone else's session.
+        auth_failures.record(request, 403, "ui sign-in from another site")
+        raise PermissionDeniedError("sign-in from another site refused")
     settings = get_settings(request)
     ttl = timedelta(seconds=settings.ui.session_ttl_s)
     try:
