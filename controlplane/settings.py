@@ -50,6 +50,21 @@ class ApiSettings(BaseModel):
     )
 
 
+class UiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_ttl_s: float = Field(
+        12 * 3600,
+        ge=60,
+        le=30 * 86400,
+        description="Lifetime of a web UI sign-in; signing out or revoking the API token it "
+        "was opened with ends it sooner.",
+    )
+    page_size: int = Field(
+        200, ge=10, le=5000, description="Rows per page of the fleet and list pages."
+    )
+
+
 class DatabaseSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -623,6 +638,7 @@ class Settings(BaseSettings):
         "new key on first use. Empty: `<data_dir>/secret.key`.",
     )
     api: ApiSettings = Field(default_factory=ApiSettings, description="API server.")
+    ui: UiSettings = Field(default_factory=UiSettings, description="Web admin UI.")
     db: DatabaseSettings = Field(default_factory=DatabaseSettings, description="SQL store.")
     guard: GuardSettings = Field(default_factory=GuardSettings, description="Guarded rollouts.")
     collectors: CollectorSettings = Field(

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 import controlplane
 from controlplane import chaos
+from controlplane import ui
 from controlplane.api import auth_failures
 from controlplane.api import collectors
 from controlplane.api import errors
@@ -68,6 +69,8 @@ def create_app(settings: Settings, *, db_engine: Engine | None = None) -> FastAP
         app.include_router(router)
     for router in PROTECTED:
         app.include_router(router, dependencies=[Depends(require(Role.viewer))])
+    # The web UI authenticates with its own session cookie (controlplane.ui.auth).
+    ui.install(app)
     return app
 
 

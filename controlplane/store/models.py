@@ -671,3 +671,18 @@ class NotificationRow(Timestamped, Base):
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     step: Mapped[int | None] = mapped_column(Integer)
+class UiSessionRow(Base):
+    """A signed-in browser: the cookie carries a secret, the store only its SHA-256. It ends
+    at ``expires_at``, when revoked (sign-out), or with its user or the token it opened with."""
+
+    __tablename__ = "ui_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_id: Mapped[int] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
