@@ -16,6 +16,7 @@ from controlplane.api.routes import jobs
 from controlplane.api.routes import me
 from controlplane.api.routes import metrics
 from controlplane.api.routes import prometheus
+from controlplane.api.routes import quality
 from controlplane.api.routes import rollouts
 from controlplane.api.routes import schedules
 from controlplane.api.routes import series
@@ -40,4 +41,5 @@ PROTECTED: tuple[APIRouter, ...] = (
     alerts.router,
     users.router,
     prometheus.router,
+    quality.router,
 )

@@ -18,6 +18,9 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from controlplane.domain import EngineConfig
 from controlplane.domain import ValidationError
 from controlplane.domain.quality import DEFAULT_TOP_K
 from controlplane.domain.quality import ProbePrompt
@@ -28,7 +31,12 @@ from controlplane.domain.quality import QualitySpec
 from controlplane.domain.quality import ReferenceAnswer
 from controlplane.domain.quality import compare
 from controlplane.domain.quality import parse_probe_set
+from controlplane.domain.quality import parse_quality
 from controlplane.engines.base import EngineAdapter
+from controlplane.engines.registry import available
+from controlplane.store import quality as quality_store
+from controlplane.store.models import EngineRow
+from controlplane.store.models import SloRow
 
 log = logging.getLogger(__name__)
 
@@ -206,3 +214,48 @@ def summary(spec: QualitySpec, result: QualityResult) -> str:
         f"({sum(p.diverged_at is not None for p in result.prompts)} diverged)"
     )
     return f"{text}; first divergences: {where}" if where else text
+
+
+# -- what the CLI and the API call -----------------------------------------------------------
+
+
+def kind_measures(kind: str) -> frozenset[QualityMeasure]:
+    """What an engine kind's adapter says it can measure, without building one."""
+    factory = available().get(kind)
+    return frozenset(getattr(factory, "quality_measures", frozenset()))
+
+
+def set_spec(session: Session, *, engine: EngineRow, text: str, actor: str) -> SloRow:
+    """Set the engine's quality spec, refused when it cannot be judged: a measure the kind
+    cannot provide, or no recorded reference answers to compare with.
+
+    Raises:
+        ValidationError: the spec does not parse, names an unsupported measure, or the
+            engine has no reference answers yet.
+    """
+    spec = parse_quality(text)
+    check_supported(spec, kind_measures(engine.kind), engine=engine.name, kind=engine.kind)
+    quality_store.require_reference(session, engine)
+    return quality_store.set_quality(session, engine_id=engine.id, spec=spec, actor=actor)
+
+
+def served_config(adapter: EngineAdapter, expect: Mapping[str, Any] | None) -> EngineConfig:
+    """The config the engine serves, which must be ``expect`` where that is given: the
+    probe records and checks what serves now, and changing it is the guard's job.
+
+    Raises:
+        ValidationError: an unknown knob or value, or the engine serves something else.
+    """
+    current = adapter.current_config()
+    if not expect:
+        return current
+    wanted = adapter.search_space().validate(expect)
+    for knob, value in wanted.items():
+        if current.get(knob) != value:
+            raise ValidationError(
+                f"engine {adapter.target.name!r} serves {knob}={current.get(knob)!r}, not "
+                f"{value!r}: apply the config first (`cplane engine apply "
+                f"{adapter.target.name} {knob}={value}`), then probe it",
+                field="config",
+            )
+    return current

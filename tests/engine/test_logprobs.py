@@ -43,7 +43,8 @@ def test_logprobs_name_the_greedy_token_and_its_alternatives(client: httpx.Clien
     choice = body["choices"][0]  # type: ignore[index]
     lp = choice["logprobs"]
     assert len(lp["tokens"]) == body["usage"]["completion_tokens"] == 8  # type: ignore[index]
-    for name, value, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"]):
+    rows = zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"], strict=True)
+    for name, value, top in rows:
         assert value <= 0 and name in top and top[name] == value
         assert 3 <= len(top) <= 4
         assert value == max(top.values())  # greedy: the chosen token is the most likely
