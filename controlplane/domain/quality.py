@@ -273,8 +273,8 @@ class PromptQuality:
             "agreement": round(self.agreement, 4),
             "diverged_at": self.diverged_at,
             "reference_tokens": self.reference_tokens,
-            "kl": None if self.kl is None else round(self.kl, 6),
-            "nll_delta": None if self.nll_delta is None else round(self.nll_delta, 6),
+            "kl": _sig(self.kl),
+            "nll_delta": _sig(self.nll_delta),
             "expected": list(self.expected),
             "got": list(self.got),
         }
@@ -312,8 +312,8 @@ class QualityResult:
             "prompts": len(self.prompts),
             "exact": round(self.exact, 4),
             "agreement": round(self.agreement, 4),
-            "kl": None if kl is None else round(kl, 6),
-            "nll_delta": None if nll is None else round(nll, 6),
+            "kl": _sig(kl),
+            "nll_delta": _sig(nll),
             "diverged": sum(p.diverged_at is not None for p in self.prompts),
             "duration_s": round(self.duration_s, 3),
             "config": self.config,
@@ -375,6 +375,11 @@ def coarse_kl(p: PositionScore, q: PositionScore) -> float:
     if p_rest > 1e-12:
         total += p_rest * math.log(p_rest / q_rest)
     return max(total, 0.0)
+
+
+def _sig(value: float | None) -> float | None:
+    """Four significant digits: a KL of 3e-8 must not print as 0."""
+    return None if value is None else float(f"{value:.4g}")
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -199,7 +199,12 @@ class BackgroundProbe:
 def verdict_json(spec: QualitySpec, result: QualityResult) -> dict[str, Any]:
     """What the rollout's evidence keeps of a probe: the spec, the measures, the worst
     prompts (which diverged, at which token)."""
-    return {"spec": spec.spec(), "passed": spec.passes(result), **result.to_json()}
+    return {
+        "spec": spec.spec(),
+        "passed": spec.passes(result),
+        "constraint": round(spec.constraint(result), 6),
+        **result.to_json(),
+    }
 
 
 def summary(spec: QualitySpec, result: QualityResult) -> str:
