@@ -341,7 +341,7 @@ class Tuner:
         trial.set_user_attr("raw_values", list(s.values))
         trial.set_user_attr("measurements", len(raw))
         trial.set_user_attr("measurement", short_measurement(m))
-        for name, value in {**s.constraints, **quality_constraint(verdict)}.items():
+        for name, value in {**s.constraints, **quality_constraint(verdict, trial)}.items():
             trial.set_constraint(name, value)
         study.tell(trial, list(values))
         return TrialRecord(
@@ -377,7 +377,7 @@ class Tuner:
             else:
                 value = 1.0
             constraints[breached] = max(value, constraints.get(breached, 0.0), 1e-3)
-        constraints.update(quality_constraint(verdict))
+        constraints.update(quality_constraint(verdict, trial))
         if all(v <= 0 for v in constraints.values()):
             constraints[ctx.slos[0].name] = 1.0
         trial.set_user_attr("breach", str(verdict.get("summary", ""))[:500])
@@ -536,13 +536,18 @@ class Tuner:
             log.exception("progress callback failed")
 
 
-def quality_constraint(verdict: dict[str, Any]) -> dict[str, float]:
+def quality_constraint(verdict: dict[str, Any], trial: optuna.Trial) -> dict[str, float]:
     """The constraint hook of the quality spec: the guard's probe verdict (when the trial's
     change was probed) as ``quality`` (<= 0 feasible). A rollback for quality is a positive
-    value, so the config is infeasible and never the best."""
+    value, so the config is infeasible and never the best. The trial keeps the measures for
+    the report."""
     probed = verdict.get("quality")
     if not isinstance(probed, dict):
         return {}
+    trial.set_user_attr(
+        "quality",
+        {k: probed.get(k) for k in ("spec", "passed", "agreement", "exact", "kl", "diverged")},
+    )
     value = probed.get("constraint")
     if not isinstance(value, int | float):
         value = 1.0  # the probe could not run: not shown to be faithful

@@ -82,3 +82,5 @@ def test_a_quality_spec_keeps_unfaithful_precisions_out(
         or (running_engine_config(engine)["precision"] == "fp32")
     )
     assert running_engine_config(engine)["precision"] == "fp32"
+    # The report shows each probed trial's measures and verdict.
+    assert "failed quality&gt;=0.5" in Path(result["report"]).read_text()
