@@ -74,6 +74,7 @@ def record(
     c = cli_context(ctx)
     with c.session() as session:
         row = engines.get_engine(session, engine)
+        probe.require_settled(session, row)
         engine_id, target = row.id, engines.engine_target(row)
     adapter = adapter_for(target)
     try:

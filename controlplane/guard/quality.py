@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from controlplane.domain import ConflictError
 from controlplane.domain import EngineConfig
 from controlplane.domain import ValidationError
 from controlplane.domain.quality import DEFAULT_TOP_K
@@ -35,6 +36,7 @@ from controlplane.domain.quality import parse_quality
 from controlplane.engines.base import EngineAdapter
 from controlplane.engines.registry import available
 from controlplane.store import quality as quality_store
+from controlplane.store import rollouts
 from controlplane.store.models import EngineRow
 from controlplane.store.models import SloRow
 
@@ -242,6 +244,21 @@ def set_spec(session: Session, *, engine: EngineRow, text: str, actor: str) -> S
     check_supported(spec, kind_measures(engine.kind), engine=engine.name, kind=engine.kind)
     quality_store.require_reference(session, engine)
     return quality_store.set_quality(session, engine_id=engine.id, spec=spec, actor=actor)
+
+
+def require_settled(session: Session, engine: EngineRow) -> None:
+    """A reference is recorded on a settled engine, never mid-rollout (it would record
+    whatever the bake happens to serve).
+
+    Raises:
+        ConflictError: a rollout of the engine is in flight.
+    """
+    active = rollouts.active_rollout(session, engine.id)
+    if active is not None:
+        raise ConflictError(
+            f"engine {engine.name!r} is busy: rollout {active.id} is {active.state}; "
+            "record the reference once it has finished"
+        )
 
 
 def served_config(adapter: EngineAdapter, expect: Mapping[str, Any] | None) -> EngineConfig:

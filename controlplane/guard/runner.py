@@ -58,6 +58,8 @@ ACTOR = "guard"
 # The reason of a rollout the health watch starts: restore, without a baseline or a bake.
 HEALTH_REASON = "health"
 MAX_DECISIONS = 240
+# How long a bake waits past its end for a quality probe still running (a slow engine).
+PROBE_WAIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -311,6 +313,9 @@ class RolloutRunner:
                     summary += f"; {quality.summary}"
                     detail["quality"] = quality.detail["quality"]
                 return _Outcome("pass", summary, elapsed, detail), decisions
+            probing = checker is not None and not checker.done
+            if probing and elapsed < plan.bake_s + policy.no_data_timeout_s + PROBE_WAIT_S:
+                continue  # the probe's verdict does not need traffic: wait for it
             if elapsed >= plan.bake_s + policy.no_data_timeout_s:
                 summary = (
                     f"inconclusive: fewer than {policy.min_requests} requests per SLO "

@@ -31,7 +31,7 @@ def _reference(conn: object, engine_id: int) -> None:
     conn.execute(  # type: ignore[attr-defined]
         text(
             "INSERT INTO quality_references (engine_id, config, top_k, answers, recorded_by, "
-            f"created, updated) VALUES ({engine_id}, '{{\"precision\": \"fp32\"}}', 5, "
+            f'created, updated) VALUES ({engine_id}, \'{{"precision": "fp32"}}\', 5, '
             f"'[{{\"id\": \"p1\"}}]', 'alice', {NOW}, {NOW})"
         )
     )

@@ -30,6 +30,7 @@ def record_reference(
     """Send the probe set to the engine and store its greedy answers as the reference."""
     with session.begin():
         row = engines.get_engine(session, engine)
+        probe.require_settled(session, row)
         engine_id, target = row.id, engines.engine_target(row)
     prompts = body.probe_set() or probe.default_probe_set()
     adapter = request.app.state.adapter_factory(target)
