@@ -5,7 +5,7 @@ queue delay) at the reference precision. Each of the changes is applied while cl
 load runs, so the probe's prompts share batches with traffic as they do during a bake, and
 then checked at quality>=0.98.
 
-    python bench/quality/false_rejections.py [--model small] [--changes 50]
+    python bench/quality/false_rejections.py [--model small] [--changes 50] [--precision fp32]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="small")
     parser.add_argument("--changes", type=int, default=50)
+    parser.add_argument("--precision", default="fp32", help="Reference (and served) precision.")
     args = parser.parse_args()
     print(f"load average before: {load_avg()}")
     configs = itertools.cycle(
@@ -36,6 +37,7 @@ def main() -> None:
         for b, s, d in itertools.product((1, 2, 4, 8, 16), (1, 2), (0.0, 2.0, 5.0))
     )
     with engine(args.model) as adapter:
+        admin(adapter, "PUT", "/admin/config", {"precision": args.precision})
         reference = probe.record(adapter, probe.default_probe_set())
         # Load for as long as a check takes under it (twice the idle check, at least 3 s).
         load_s = max(3.0, 2 * probe.check(adapter, reference).duration_s)
@@ -62,7 +64,7 @@ def main() -> None:
             worst = min(worst, r.agreement)
             print(f"{i + 1:3} {config} agreement {r.agreement:.4f} exact {r.exact:.4f}")
         print(
-            f"harmless changes: {args.changes}; rejected at quality>={THRESHOLD}: {rejected}; "
+            f"{args.precision}: harmless changes: {args.changes}; rejected at quality>={THRESHOLD}: {rejected}; "
             f"with any divergence: {diverged}; lowest agreement: {worst:.4f}"
         )
     print(f"load average after: {load_avg()}")
