@@ -11,6 +11,7 @@ then checked at quality>=0.98.
 from __future__ import annotations
 
 import argparse
+import statistics
 import itertools
 import threading
 
@@ -43,6 +44,7 @@ def main() -> None:
         load_s = max(3.0, 2 * probe.check(adapter, reference).duration_s)
         rejected = diverged = 0
         worst = 1.0
+        margins: list[float] = []
         for i in range(args.changes):
             config = next(configs)
             admin(adapter, "PUT", "/admin/config", config)
@@ -62,11 +64,17 @@ def main() -> None:
             rejected += r.agreement < THRESHOLD
             diverged += r.exact < 1.0
             worst = min(worst, r.agreement)
+            margins += [p.margin for p in r.prompts if p.margin is not None]
             print(f"{i + 1:3} {config} agreement {r.agreement:.4f} exact {r.exact:.4f}")
         print(
             f"{args.precision}: harmless changes: {args.changes}; rejected at quality>={THRESHOLD}: {rejected}; "
             f"with any divergence: {diverged}; lowest agreement: {worst:.4f}"
         )
+        if margins:
+            print(
+                f"reference margin at the divergences (nats): median "
+                f"{statistics.median(margins):.3g}, max {max(margins):.3g} ({len(margins)})"
+            )
     print(f"load average after: {load_avg()}")
 
 

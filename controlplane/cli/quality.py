@@ -137,7 +137,8 @@ def _print(engine: str, out: dict[str, Any]) -> None:
         print(f"  {out['spec']}: {'held' if out['passed'] else 'FAILED'}")
     for p in out["worst"]:
         where = "no divergence" if p["diverged_at"] is None else f"token {p['diverged_at']}"
+        margin = "" if p["margin"] is None else f" (reference margin {p['margin']:.3g} nats)"
         print(
             f"  {p['id']}: agreement {p['agreement']:.3f}, diverged at {where}, "
-            f"expected {p['expected']} got {p['got']}"
+            f"expected {p['expected']} got {p['got']}{margin}"
         )

@@ -262,6 +262,10 @@ class PromptQuality:
     nll_delta: float | None = None
     expected: tuple[int, ...] = ()  # the reference's tokens from the divergence on (a few)
     got: tuple[int, ...] = ()  # the new config's tokens there
+    margin: float | None = None
+    """At the divergence, how much more likely (nats) the reference config found its own
+    token than the new config's choice; small: the reference sat on a near-tie. ``None``
+    when unknown (no scores, or the new token was not among the reference's top-k)."""
 
     @property
     def agreement(self) -> float:
@@ -277,6 +281,7 @@ class PromptQuality:
             "nll_delta": _sig(self.nll_delta),
             "expected": list(self.expected),
             "got": list(self.got),
+            "margin": _sig(self.margin),
         }
 
 
@@ -345,6 +350,13 @@ def compare(
             kl = math.fsum(coarse_kl(p, q) for p, q in pairs) / len(pairs)
             nll = math.fsum(p.logprob - q.logprob for p, q in pairs) / len(pairs)
     at = matched if diverged is not None else len(ref)
+    margin = None
+    if diverged is not None and reference.scores and at < min(len(ref), len(got)):
+        if at < len(reference.scores):
+            here = reference.scores[at]
+            alternative = dict(here.top).get(got[at])
+            if alternative is not None:
+                margin = max(here.logprob - alternative, 0.0)
     return PromptQuality(
         id=reference.prompt.id,
         reference_tokens=len(ref),
@@ -354,6 +366,7 @@ def compare(
         nll_delta=nll,
         expected=tuple(ref[at : at + SHOWN_TOKENS]),
         got=tuple(got[at : at + SHOWN_TOKENS]),
+        margin=margin,
     )
 
 

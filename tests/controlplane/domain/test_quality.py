@@ -137,3 +137,16 @@ def test_a_spec_judges_its_own_measure_and_says_how_far_it_is() -> None:
     # No scores, no KL: a KL spec cannot pass on answers alone.
     assert not parse_quality("quality_kl<=0.1").passes(half)
     assert parse_quality("quality_kl<=0.1").constraint(half) == 1.0
+
+
+def test_a_divergence_says_how_close_the_reference_was_to_choosing_otherwise() -> None:
+    scores = (
+        PositionScore(math.log(0.5), ((1, math.log(0.5)), (2, math.log(0.45)))),
+        PositionScore(math.log(0.9), ((3, math.log(0.9)),)),
+    )
+    ref = _ref((1, 3), scores)
+    tie = compare(ref, GreedyAnswer((256, 120), (2, 3), "length"))
+    assert tie.diverged_at == 0 and tie.margin == pytest.approx(math.log(0.5 / 0.45))
+    unknown = compare(ref, GreedyAnswer((256, 120), (1, 7), "length"))
+    assert unknown.diverged_at == 1 and unknown.margin is None  # 7 not in the top-k
+    assert compare(ref, GreedyAnswer((256, 120), (1, 3), "length")).margin is None
