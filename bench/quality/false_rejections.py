@@ -11,8 +11,8 @@ then checked at quality>=0.98.
 from __future__ import annotations
 
 import argparse
-import statistics
 import itertools
+import statistics
 import threading
 
 from _common import THRESHOLD
