@@ -44,6 +44,10 @@ MAX_PROBE_TOKENS = 64
 DEFAULT_PROBE_TOKENS = 16
 DEFAULT_TOP_K = 5
 SHOWN_TOKENS = 4  # tokens of evidence kept from a divergence on
+# A divergence where the reference found both tokens equally likely (within this many nats)
+# is a tie in the reference itself: it had no unique greedy answer there, and which token
+# wins is rounding (bf16 logits tie exactly and often). Not counted against the new config.
+TIE_NATS = 1e-6
 
 
 def is_quality_spec(text: str) -> bool:
@@ -268,8 +272,15 @@ class PromptQuality:
     when unknown (no scores, or the new token was not among the reference's top-k)."""
 
     @property
+    def tied(self) -> bool:
+        """Diverged where the reference itself was tied: scored as agreeing."""
+        return self.margin is not None and self.margin <= TIE_NATS
+
+    @property
     def agreement(self) -> float:
-        return self.matched / self.reference_tokens if self.reference_tokens else 1.0
+        if self.tied or not self.reference_tokens:
+            return 1.0
+        return self.matched / self.reference_tokens
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -282,6 +293,7 @@ class PromptQuality:
             "expected": list(self.expected),
             "got": list(self.got),
             "margin": _sig(self.margin),
+            "tied": self.tied,
         }
 
 
@@ -293,7 +305,8 @@ class QualityResult:
 
     @property
     def exact(self) -> float:
-        return _mean([1.0 if p.diverged_at is None else 0.0 for p in self.prompts]) or 0.0
+        same = [1.0 if p.diverged_at is None or p.tied else 0.0 for p in self.prompts]
+        return _mean(same) or 0.0
 
     @property
     def agreement(self) -> float:
@@ -320,6 +333,7 @@ class QualityResult:
             "kl": _sig(kl),
             "nll_delta": _sig(nll),
             "diverged": sum(p.diverged_at is not None for p in self.prompts),
+            "tied": sum(p.tied for p in self.prompts),
             "duration_s": round(self.duration_s, 3),
             "config": self.config,
             "worst": [p.to_json() for p in self.worst(worst)],

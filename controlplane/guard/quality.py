@@ -214,11 +214,15 @@ def summary(spec: QualitySpec, result: QualityResult) -> str:
     shown = "n/a" if value is None else f"{value:.4f}"
     worst = result.worst(3)
     where = ", ".join(
-        f"{p.id} at token {p.diverged_at}" for p in worst if p.diverged_at is not None
+        f"{p.id} at token {p.diverged_at}"
+        for p in worst
+        if p.diverged_at is not None and not p.tied
     )
+    diverged = sum(p.diverged_at is not None and not p.tied for p in result.prompts)
+    tied = sum(p.tied for p in result.prompts)
     text = (
         f"{spec.spec()} failed: {spec.name} {shown} over {len(result.prompts)} prompts "
-        f"({sum(p.diverged_at is not None for p in result.prompts)} diverged)"
+        f"({diverged} diverged" + (f", {tied} at ties of the reference)" if tied else ")")
     )
     return f"{text}; first divergences: {where}" if where else text
 

@@ -150,3 +150,17 @@ def test_a_divergence_says_how_close_the_reference_was_to_choosing_otherwise() -
     unknown = compare(ref, GreedyAnswer((256, 120), (1, 7), "length"))
     assert unknown.diverged_at == 1 and unknown.margin is None  # 7 not in the top-k
     assert compare(ref, GreedyAnswer((256, 120), (1, 3), "length")).margin is None
+
+
+def test_a_divergence_at_a_tie_of_the_reference_is_not_held_against_the_new_config() -> None:
+    tied_scores = (
+        PositionScore(math.log(0.4), ((1, math.log(0.4)), (2, math.log(0.4)))),
+        PositionScore(math.log(0.9), ((3, math.log(0.9)),)),
+    )
+    ref = _ref((1, 3), tied_scores)
+    flip = compare(ref, GreedyAnswer((256, 120), (2, 5), "length"))
+    assert flip.diverged_at == 0 and flip.tied and flip.agreement == 1.0
+    real = compare(_ref((1, 3), tied_scores), GreedyAnswer((256, 120), (1, 5), "length"))
+    assert not real.tied and real.agreement == 0.5  # 5 is not even among the candidates
+    result = QualityResult((flip, real))
+    assert result.exact == 0.5 and result.to_json()["tied"] == 1
