@@ -130,14 +130,37 @@ def _table(study: optuna.Study) -> str:
             values,
             feasible,
             str(t.user_attrs.get("rollout_id", "")),
+            _quality(t.user_attrs.get("quality")),
             str(t.user_attrs.get("error") or t.user_attrs.get("breach") or ""),
         ]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     head = "".join(
         f"<th>{h}</th>"
-        for h in ("#", "kind", "state", "params", "values", "feasible", "rollout", "note")
+        for h in (
+            "#",
+            "kind",
+            "state",
+            "params",
+            "values",
+            "feasible",
+            "rollout",
+            "quality",
+            "note",
+        )
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _quality(probed: Any) -> str:
+    """The probe's verdict of a trial whose change it judged (``agreement 0.94, 3
+    diverged: failed quality>=0.98``); empty when the change was not probed."""
+    if not isinstance(probed, dict):
+        return ""
+    verdict = "held" if probed.get("passed") else "failed"
+    return (
+        f"agreement {probed.get('agreement')}, exact {probed.get('exact')}, kl "
+        f"{probed.get('kl')}, {probed.get('diverged')} diverged: {verdict} {probed.get('spec')}"
+    )
 
 
 def write_report(

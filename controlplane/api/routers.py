@@ -19,6 +19,7 @@ from controlplane.api.routes import metrics
 from controlplane.api.routes import oncall
 from controlplane.api.routes import oncall_actions
 from controlplane.api.routes import prometheus
+from controlplane.api.routes import quality
 from controlplane.api.routes import rollouts
 from controlplane.api.routes import schedules
 from controlplane.api.routes import series
@@ -46,4 +47,5 @@ PROTECTED: tuple[APIRouter, ...] = (
     prometheus.router,
     incidents.router,
     oncall.router,
+    quality.router,
 )

@@ -22,6 +22,7 @@ from controlplane.cli import incidents
 from controlplane.cli import jobs
 from controlplane.cli import oncall
 from controlplane.cli import prometheus
+from controlplane.cli import quality
 from controlplane.cli import rollouts
 from controlplane.cli import schedules
 from controlplane.cli import slos
@@ -46,6 +47,7 @@ engines.app.command("watch")(health_watch.watch)
 app.add_typer(engines.app, name="engine")
 app.add_typer(rollouts.app, name="rollout")
 app.add_typer(slos.app, name="slo")
+app.add_typer(quality.app, name="quality")
 app.add_typer(users.user_app, name="user")
 app.add_typer(users.token_app, name="token")
 app.add_typer(chaos.app, name="chaos")

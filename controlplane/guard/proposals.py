@@ -35,6 +35,7 @@ def propose(
     actor: str,
     bake_s: float,
     dry_run: bool = False,
+    quality: str | None = None,
 ) -> RolloutPlan:
     """Validate a change and, unless ``dry_run``, record it as a pending rollout.
 
@@ -42,6 +43,9 @@ def propose(
         ValidationError: unknown knob, illegal value, no change, or no SLO to judge it by.
         EngineUnreachableError: the engine's current config could not be read.
         ConflictError: another rollout of this engine is in flight.
+
+    ``quality`` is a quality spec the proposer wants this change judged by (the tuner's
+    run spec); without it the guard uses the engine's own, if any.
     """
     validated: dict[str, ConfigValue] = adapter.search_space().validate(changes)
     current = adapter.current_config()
@@ -95,6 +99,7 @@ def propose(
             "to_config": target,
             "bake_s": bake_s,
             "awaiting_approval": awaiting,
+            **({"quality": quality} if quality else {}),
         },
     )
     return plan.model_copy(update={"rollout_id": row.id})

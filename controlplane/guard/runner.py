@@ -26,11 +26,14 @@ from controlplane.domain import EngineTarget
 from controlplane.domain import EngineUnreachableError
 from controlplane.domain import RolloutState
 from controlplane.domain import ValidationError
+from controlplane.domain.quality import QualitySpec
+from controlplane.domain.quality import parse_quality
 from controlplane.domain.windows import Snapshot
 from controlplane.domain.windows import Window
 from controlplane.domain.windows import violations
 from controlplane.engines import adapter_for
 from controlplane.engines.base import EngineAdapter
+from controlplane.guard import quality as quality_probe
 from controlplane.guard.events import EventBus
 from controlplane.guard.events import GuardEvent
 from controlplane.guard.probe import MetricsProbe
@@ -40,6 +43,7 @@ from controlplane.guard.sequential import upper_bound
 from controlplane.settings import GuardSettings
 from controlplane.store import configs
 from controlplane.store import engines
+from controlplane.store import quality as quality_store
 from controlplane.store import rollouts
 from controlplane.store import slos as slo_store
 from controlplane.store.database import SessionFactory
@@ -54,6 +58,8 @@ ACTOR = "guard"
 # The reason of a rollout the health watch starts: restore, without a baseline or a bake.
 HEALTH_REASON = "health"
 MAX_DECISIONS = 240
+# How long a bake waits past its end for a quality probe still running (a slow engine).
+PROBE_WAIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ class _Plan:
     slos: tuple[SLO, ...]
     bake_s: float
     reason: str = ""
+    quality: QualitySpec | None = None
+    reference: quality_store.QualityReference | None = None
 
 
 @dataclass
@@ -151,13 +159,34 @@ class RolloutRunner:
             RolloutState.baking,
             evidence={"served_config": served, "apply_s": round(apply_s, 3)},
         )
-        outcome, decisions = self._bake(plan, probe, stop, baseline["p0"])
+        checker = self._start_quality_probe(plan, adapter, served)
+        try:
+            outcome, decisions = self._bake(plan, probe, stop, baseline["p0"], checker)
+        finally:
+            if checker is not None:
+                checker.stop()
         evidence = {"decisions": decisions, "verdict": _verdict_json(outcome)}
         if outcome.verdict == "pass" or (
             outcome.verdict == "inconclusive" and self._policy.on_no_data == "commit"
         ):
             return self._commit(plan, outcome, evidence)
         return self._roll_back(plan, adapter, outcome, evidence=evidence)
+
+    def _start_quality_probe(
+        self, plan: _Plan, adapter: EngineAdapter, served: EngineConfig
+    ) -> quality_probe.BackgroundProbe | None:
+        """The quality probe runs beside the bake when the change may alter answers and the
+        engine has a quality spec (stored, or the proposer's) and reference answers."""
+        if plan.quality is None or plan.reference is None:
+            return None
+        if not quality_probe.touches_quality(plan.changes, adapter.quality_knobs):
+            return None
+        return quality_probe.BackgroundProbe(
+            self._adapter_factory(plan.target),
+            plan.reference.answers,
+            top_k=plan.reference.top_k,
+            config=served,
+        ).start()
 
     def _baseline(self, plan: _Plan, probe: MetricsProbe, stop: threading.Event) -> dict[str, Any]:
         """Before the change: how often does the current config violate each SLO?"""
@@ -190,7 +219,12 @@ class RolloutRunner:
         return {"p0": p0, "evidence": evidence}
 
     def _bake(
-        self, plan: _Plan, probe: MetricsProbe, stop: threading.Event, p0: dict[str, float]
+        self,
+        plan: _Plan,
+        probe: MetricsProbe,
+        stop: threading.Event,
+        p0: dict[str, float],
+        checker: quality_probe.BackgroundProbe | None = None,
     ) -> tuple[_Outcome, list[dict[str, Any]]]:
         policy = self._policy
         monitors = {
@@ -223,6 +257,9 @@ class RolloutRunner:
                     return _Outcome("unreachable", summary, elapsed), decisions
                 continue
             last_scrape = now
+            quality = self._quality_verdict(plan, checker, elapsed)
+            if quality is not None and quality.verdict == "quality":
+                return quality, decisions
             if reference is None or elapsed < policy.warmup_s:
                 reference = snap
                 continue
@@ -264,6 +301,7 @@ class RolloutRunner:
                 last_logged = elapsed
             # A suspicion still awaiting confirmation holds the bake open (at most confirm_s).
             settled = not any(m.suspect for m in monitors.values())
+            settled = settled and (checker is None or checker.done)
             if elapsed >= plan.bake_s and enough and settled:
                 quantiles = {s.name: _quantile(window, s) for s in plan.slos}
                 dismissed = sum(m.dismissed for m in monitors.values())
@@ -271,13 +309,39 @@ class RolloutRunner:
                 if dismissed:
                     summary += f" ({dismissed} unconfirmed suspicion(s) dismissed as transient)"
                 detail = {"quantile_s": quantiles, "dismissed": dismissed}
+                if quality is not None:
+                    summary += f"; {quality.summary}"
+                    detail["quality"] = quality.detail["quality"]
                 return _Outcome("pass", summary, elapsed, detail), decisions
+            probing = checker is not None and not checker.done
+            if probing and elapsed < plan.bake_s + policy.no_data_timeout_s + PROBE_WAIT_S:
+                continue  # the probe's verdict does not need traffic: wait for it
             if elapsed >= plan.bake_s + policy.no_data_timeout_s:
                 summary = (
                     f"inconclusive: fewer than {policy.min_requests} requests per SLO "
                     f"within {elapsed:.0f} s"
                 )
                 return _Outcome("inconclusive", summary, elapsed), decisions
+
+    def _quality_verdict(
+        self, plan: _Plan, checker: quality_probe.BackgroundProbe | None, elapsed: float
+    ) -> _Outcome | None:
+        """The probe's outcome once it has finished: ``quality`` (roll back) below the
+        spec or when the probe could not run, ``pass`` otherwise; ``None`` while it runs."""
+        if checker is None or not checker.done or plan.quality is None:
+            return None
+        spec = plan.quality
+        if checker.result is None:
+            summary = f"{spec.spec()}: the quality probe could not run: {checker.error}"
+            detail = {"quality": {"spec": spec.spec(), "passed": False, "error": checker.error}}
+            return _Outcome("quality", summary, elapsed, detail)
+        evidence = quality_probe.verdict_json(spec, checker.result)
+        if not spec.passes(checker.result):
+            summary = quality_probe.summary(spec, checker.result)
+            return _Outcome("quality", summary, elapsed, {"quality": evidence})
+        value = spec.value_of(checker.result)
+        summary = f"{spec.spec()} held ({spec.name} {value:.4f})"
+        return _Outcome("pass", summary, elapsed, {"quality": evidence})
 
     def _restore(self, plan: _Plan, adapter: EngineAdapter) -> RolloutState:
         """A health rollback: the engine fails its inference checks, so there is no baseline
@@ -376,6 +440,13 @@ class RolloutRunner:
             lkg = configs.last_known_good(session, engine.id)
             evidence = row.evidence
             slos = tuple(slo_store.engine_slos(session, engine.id))
+            proposed = evidence.get("quality")
+            quality = (
+                parse_quality(str(proposed))
+                if proposed
+                else quality_store.engine_quality(session, engine.id)
+            )
+            reference = quality_store.get_reference(session, engine.id) if quality else None
             return _Plan(
                 rollout_id=row.id,
                 engine_id=engine.id,
@@ -388,6 +459,8 @@ class RolloutRunner:
                 slos=slos,
                 bake_s=float(evidence.get("bake_s") or self._policy.bake_s),
                 reason=row.reason,
+                quality=quality,
+                reference=reference,
             )
 
     def _move(

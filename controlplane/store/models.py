@@ -686,3 +686,17 @@ class UiSessionRow(Base):
     created: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+class QualityReferenceRow(Timestamped, Base):
+    """An engine's recorded reference answers: the probe set, the config they were recorded
+    at, and per prompt the greedy answer and its scores. One row per engine; recording
+    again replaces it (the audit log keeps who recorded what, when)."""
+
+    __tablename__ = "quality_references"
+
+    engine_id: Mapped[int] = mapped_column(
+        ForeignKey("engines.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    top_k: Mapped[int] = mapped_column(Integer)
+    answers: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    recorded_by: Mapped[str] = mapped_column(String(128))
