@@ -251,6 +251,51 @@ class TunerSettings(BaseModel):
     )
 
 
+class LoadTestSettings(BaseModel):
+    """Bounds and stopping rules of load tests; see docs/loadtest.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrency: int = Field(
+        1024, ge=1, le=100_000, description="Highest closed-loop concurrency a sweep may ask for."
+    )
+    max_rate: float = Field(
+        5000.0,
+        gt=0,
+        le=1_000_000,
+        description="Highest open-loop rate (req/s) a sweep may ask for.",
+    )
+    max_steps: int = Field(32, ge=1, le=1000, description="Most steps one sweep may have.")
+    stop_error_rate: float = Field(
+        0.5, gt=0, le=1, description="A step with this share of failed requests ends the sweep."
+    )
+    stop_p99_factor: float = Field(
+        4.0,
+        gt=1,
+        le=1000,
+        description="A step whose p99 is this many times the SLO ends the sweep.",
+    )
+    saturation_gain: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Saturated: the next step raises throughput by less than this fraction.",
+    )
+    noise_factor: float = Field(
+        3.0,
+        ge=0,
+        le=100,
+        description="Regression gate: a change must exceed this many times the noise measured "
+        "across a step's windows.",
+    )
+    min_tolerance: float = Field(
+        0.05, ge=0, le=1, description="Regression gate: the smallest relative change counted."
+    )
+    max_prompts: int = Field(
+        10_000, ge=1, le=1_000_000, description="Most prompts a prompt file may hold."
+    )
+
+
 class ChaosSettings(BaseModel):
     """Fault injection; see docs/chaos.md for the safety rules these values enforce."""
 
@@ -549,6 +594,9 @@ class Settings(BaseSettings):
     )
     chaos: ChaosSettings = Field(default_factory=ChaosSettings, description="Fault injection.")
     tuner: TunerSettings = Field(default_factory=TunerSettings, description="Autotuner.")
+    loadtest: LoadTestSettings = Field(
+        default_factory=LoadTestSettings, description="Load tests: bounds and stopping rules."
+    )
     scheduler: SchedulerSettings = Field(
         default_factory=SchedulerSettings, description="Periodic jobs and leader election."
     )

@@ -30,6 +30,8 @@ from dataclasses import replace
 from typing import Any
 from typing import Protocol
 
+import httpx
+
 from collectors import histogram_quantile
 from controlplane.domain import SLO
 from controlplane.domain import DomainError
@@ -44,6 +46,7 @@ from controlplane.settings import TunerSettings
 from tuner.loadgen import LoadResult
 from tuner.loadgen import LoadSpec
 from tuner.loadgen import RequestShape
+from tuner.loadgen import percentile
 from tuner.loadgen import run_load
 
 
@@ -218,7 +221,7 @@ def window_of(result: LoadResult, slos: Sequence[SLO], *, goodput_slo_s: float |
         if slo.quantile is None:
             continue
         values = result.latencies if slo.kind == "latency" else result.ttfts
-        quantiles[slo.name] = _pct(values, slo.quantile * 100)
+        quantiles[slo.name] = percentile(values, slo.quantile * 100)
     sent = result.sent
     errors = (result.failed + result.rejected) / sent if sent else 0.0
     if result.ok == 0 and sent == 0:
@@ -236,14 +239,13 @@ def window_of(result: LoadResult, slos: Sequence[SLO], *, goodput_slo_s: float |
     )
 
 
-def _pct(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+def first_model(base_url: str) -> str:
+    """The engine's first served model: what synthetic load asks for when none is named."""
+    try:
+        body = httpx.get(f"{base_url}/v1/models", timeout=5).json()
+        return str(body["data"][0]["id"])
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise EngineUnreachableError(f"cannot list the engine's models: {exc}") from exc
 
 
 def goodput_threshold(slos: Sequence[SLO]) -> float | None:

@@ -31,7 +31,6 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import optuna
 from sqlalchemy.orm import Session
 
@@ -59,6 +58,7 @@ from tuner._measure import LiveMeasurer
 from tuner._measure import Measurement
 from tuner._measure import Measurer
 from tuner._measure import SyntheticMeasurer
+from tuner._measure import first_model
 from tuner._measure import goodput_threshold
 from tuner._measure import window_of
 from tuner._objective import Score
@@ -510,7 +510,7 @@ class Tuner:
         profile = ctx.spec.load_profile()
         if profile.mode == "live":
             return LiveMeasurer(adapter=ctx.adapter, slos=ctx.slos, policy=self._policy)
-        model = profile.model or _first_model(ctx.base_url)
+        model = profile.model or first_model(ctx.base_url)
         ctx.synthetic = SyntheticMeasurer(
             profile=profile,
             base_url=ctx.base_url,
@@ -549,14 +549,6 @@ def _summary(ctx: _Context, result: dict[str, Any]) -> dict[str, Any]:
         "default_config": ctx.spec.default_config,
         **{k: v for k, v in result.items() if k != "trials"},
     }
-
-
-def _first_model(base_url: str) -> str:
-    try:
-        body = httpx.get(f"{base_url}/v1/models", timeout=5).json()
-        return str(body["data"][0]["id"])
-    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise EngineUnreachableError(f"cannot list the engine's models: {exc}") from exc
 
 
 def report_path(settings: Settings, study_name: str) -> Path:

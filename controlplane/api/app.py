@@ -16,6 +16,7 @@ from controlplane.api import auth_failures
 from controlplane.api import collectors
 from controlplane.api import errors
 from controlplane.api import guard
+from controlplane.api import loadtests
 from controlplane.api import scheduler
 from controlplane.api import schedules
 from controlplane.api import store_metrics
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *, db_engine: Engine | None = None) -> FastAP
     store_metrics.install(app)
     guard.install(app)
     tuning.install(app)
+    loadtests.install(app)
     scheduler.install(app)
     schedules.install(app)
     errors.install(app, settings.api)
@@ -81,6 +83,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         collectors.lifespan(app),
         guard.lifespan(app),
         tuning.lifespan(app),
+        loadtests.lifespan(app),
         scheduler.lifespan(app),
     ):
         yield

@@ -118,6 +118,18 @@ def parse_load(text: str) -> LoadProfile:
         raise ValidationError(f"cannot parse load {text!r}: {_LOAD_HELP}", field="load") from exc
 
 
+def parse_shapes(text: str) -> tuple[RequestMix, ...]:
+    """A prompt / output length mix ``32x16+256x64``; refused on field ``shapes``."""
+    try:
+        return tuple(_shape(s) for s in text.split("+"))
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(
+            f"cannot parse shapes {text!r}: expected PROMPTxOUTPUT[+PROMPTxOUTPUT...], "
+            "e.g. '32x16+256x64'",
+            field="shapes",
+        ) from exc
+
+
 def _shape(text: str) -> RequestMix:
     prompt, sep, tokens = text.strip().lower().partition("x")
     if not sep:
