@@ -243,6 +243,25 @@ class TunerSettings(BaseModel):
         le=1,
         description="Stop a run once this share of its trials failed or breached (min 4 trials).",
     )
+    capacity_start_rps: float = Field(
+        10.0,
+        gt=0,
+        le=100_000,
+        description="Capacity objective: the first rate tried when the load names none.",
+    )
+    capacity_step: float = Field(
+        1.5, gt=1, le=10, description="Capacity objective: factor a sustained rate is raised by."
+    )
+    capacity_precision: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Capacity objective: bisection stops when the failing rate is this near "
+        "(relative) the sustained one.",
+    )
+    capacity_max_probes: int = Field(
+        6, ge=2, le=50, description="Capacity objective: most rates measured per trial."
+    )
     live_load_tolerance: float = Field(
         0.25,
         gt=0,

@@ -115,7 +115,12 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> dict[str, Any]:
 
 
 def worst_values(objective: str) -> tuple[float, ...]:
-    return {"goodput": (0.0,), "p99": (3_600_000.0,), "pareto": (0.0, 3_600_000.0)}[objective]
+    return {
+        "goodput": (0.0,),
+        "p99": (3_600_000.0,),
+        "pareto": (0.0, 3_600_000.0),
+        "capacity": (0.0,),
+    }[objective]
 
 
 def slo_name(spec: str, slos: Sequence[SLO]) -> str | None:

@@ -53,6 +53,7 @@ from controlplane.store import tuning
 from controlplane.store.database import SessionFactory
 from controlplane.store.leases import Lease
 from tuner._measure import BackgroundLoad
+from tuner._measure import CapacityMeasurer
 from tuner._measure import LiveLoadMismatchError
 from tuner._measure import LiveMeasurer
 from tuner._measure import Measurement
@@ -497,6 +498,12 @@ class Tuner:
         out["improvement"] = (
             (base / tuned if spec.objective == "p99" else tuned / base) if base and tuned else None
         )
+        if spec.objective == "capacity":
+            ratio = f"{tuned / base:.2f}x" if base else "the default sustains no rate tried"
+            out["headline"] = (
+                f"capacity within {', '.join(s.spec() for s in ctx.slos)}: "
+                f"{tuned:.1f} req/s tuned vs {base:.1f} req/s default ({ratio})"
+            )
         if manual and spec.apply_best:
             rollout_id, state, verdict = self._switch(ctx, best, reason="tuner")
             out["applied"] = applied_json(rollout_id, state, verdict)
@@ -519,6 +526,16 @@ class Tuner:
             policy=self._policy,
             adapter=ctx.adapter,
         )
+        if ctx.spec.objective == "capacity":
+            start = profile.rate if profile.rate is not None else self._policy.capacity_start_rps
+            ctx.synthetic.set_rate(start)
+            return CapacityMeasurer(
+                ctx.synthetic,
+                slos=ctx.slos,
+                policy=self._policy,
+                margin=ctx.spec.margin,
+                start_rps=start,
+            )
         return ctx.synthetic
 
     def _emit(

@@ -55,7 +55,7 @@ console = Console(stderr=True)
 def tune(
     ctx: typer.Context,
     engine: Annotated[str, typer.Argument(help="Engine name or id.")],
-    objective: Annotated[str, typer.Option(help="goodput | p99 | pareto.")] = "goodput",
+    objective: Annotated[str, typer.Option(help="goodput | p99 | pareto | capacity.")] = "goodput",
     slo: Annotated[
         list[str] | None,
         typer.Option(help="Constraint, e.g. 'p99_ms<=300' (repeatable; default: the engine's)."),
@@ -217,18 +217,7 @@ def follow(c: CliContext, run_id: int, *, as_json: bool) -> int:
     records: list[TrialRecord] = []
 
     def render() -> Table:
-        table = Table("#", "kind", "params", "outcome", "goodput/s", "p99 ms", "rollout", box=None)
-        for r in records[-15:]:
-            table.add_row(
-                str(r.number), r.kind, json.dumps(r.params), r.outcome,
-                "" if r.goodput is None else f"{r.goodput:.1f}",
-                "" if r.p99_ms is None else f"{r.p99_ms:.0f}",
-                "" if r.rollout_id is None else str(r.rollout_id),
-            )  # fmt: skip
-        grid = Table.grid()
-        grid.add_row(progress)
-        grid.add_row(table)
-        return grid
+        return _progress_view(progress, records)
 
     live = Live(render(), console=console, refresh_per_second=4, transient=False)
 
@@ -276,6 +265,28 @@ def follow(c: CliContext, run_id: int, *, as_json: bool) -> int:
     return 0 if state == "done" else 1
 
 
+def trial_table(records: list[TrialRecord]) -> Table:
+    """One column per knob, so a trial is one line in an 80-column terminal."""
+    knobs = sorted({k for r in records for k in r.params})
+    value = "capacity/s" if any(r.values and r.goodput is None for r in records) else "value"
+    table = Table("#", "kind", *knobs, "outcome", value, "goodput/s", "p99 ms", box=None)
+    for r in records:
+        table.add_row(
+            str(r.number), r.kind, *(str(r.params.get(k, "")) for k in knobs), r.outcome,
+            "" if not r.values else f"{r.values[0]:.1f}",
+            "" if r.goodput is None else f"{r.goodput:.1f}",
+            "" if r.p99_ms is None else f"{r.p99_ms:.0f}",
+        )  # fmt: skip
+    return table
+
+
+def _progress_view(progress: Progress, records: list[TrialRecord]) -> Table:
+    grid = Table.grid()
+    grid.add_row(progress)
+    grid.add_row(trial_table(records[-15:]))
+    return grid
+
+
 def _summary(run_id: int, state: str, result: dict[str, Any]) -> None:
     out = Console()
     out.print(f"\ntuning run {run_id}: {state}")
@@ -291,7 +302,9 @@ def _summary(run_id: int, state: str, result: dict[str, Any]) -> None:
             ci = r.get("ci")
             span = f" (95% CI {ci[0]:.1f}..{ci[1]:.1f})" if ci else ""
             out.print(f"{label}: {r['mean']:.2f}{span} over {r['n']} re-measurements")
-    if result.get("improvement"):
+    if result.get("headline"):
+        out.print(result["headline"])
+    elif result.get("improvement"):
         out.print(f"improvement: {result['improvement']:.2f}x")
     if result.get("applied"):
         out.print(f"applied through the guard: {result['applied']}")

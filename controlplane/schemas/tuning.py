@@ -17,13 +17,14 @@ from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import field_validator
+from pydantic import model_validator
 
 from controlplane.domain import ValidationError
 from controlplane.domain import parse_slo
 from controlplane.schemas.base import InputModel
 from controlplane.schemas.base import ReadModel
 
-Objective = Literal["goodput", "p99", "pareto"]
+Objective = Literal["goodput", "p99", "pareto", "capacity"]
 SamplerName = Literal["auto", "tpe", "gp", "grid", "random"]
 LoadMode = Literal["constant", "poisson", "closed", "live"]
 
@@ -143,7 +144,9 @@ class TuningCreate(InputModel):
     objective: Objective = Field(
         "goodput",
         description="goodput: requests/s meeting the SLO (maximise); p99: latency at the "
-        "load (minimise); pareto: throughput and p99 together, a Pareto front.",
+        "load (minimise); pareto: throughput and p99 together, a Pareto front; capacity: the "
+        "highest request rate sustained within the SLO, found by a rate search per trial "
+        "(needs a latency SLO in `slo`).",
     )
     slo: list[str] = Field(
         default_factory=list,
@@ -185,6 +188,22 @@ class TuningCreate(InputModel):
             return parse_load(value).spec()
         except ValidationError as exc:
             raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _capacity_needs(self) -> TuningCreate:
+        if self.objective != "capacity":
+            return self
+        if not any(parse_slo(s).kind in ("latency", "ttft") for s in self.slo):
+            raise ValueError(
+                "slo: the capacity objective needs a latency SLO to hold the rate within, "
+                "e.g. --slo 'p99_ms<=300'"
+            )
+        if parse_load(self.load).mode == "live":
+            raise ValueError(
+                "load: the capacity objective sends its own rates; live traffic cannot be "
+                "stepped up (use e.g. 'rate=20' as the first rate tried)"
+            )
+        return self
 
     def load_profile(self) -> LoadProfile:
         return parse_load(self.load)
