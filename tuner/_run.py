@@ -186,6 +186,7 @@ class Tuner:
         except DomainError as exc:
             result = {"error": str(exc)}
             log.warning("tuning run %d failed: %s", run_id, exc)
+            result["restored"] = self._restore(ctx)
         except Exception as exc:
             result = {"error": f"internal error: {type(exc).__name__}: {exc}"}
             log.exception("tuning run %d crashed", run_id)
@@ -274,7 +275,11 @@ class Tuner:
         best = best_config(study, spec)
         result["best"] = best
         if ctx.stop.is_set():
-            result["note"] = "stopped before the end: no re-measurement, nothing applied"
+            result["restored"] = self._restore(ctx)
+            result["note"] = (
+                "stopped before the end: no re-measurement, nothing applied; "
+                + _restored_note(result["restored"])
+            )
             return result
         if best is None:
             result["note"] = "no feasible config found"
@@ -394,9 +399,15 @@ class Tuner:
     # -- switching configs through the guard ----------------------------------------------
 
     def _switch(
-        self, ctx: _Context, params: dict[str, Any], *, reason: str = TRIAL_REASON
+        self,
+        ctx: _Context,
+        params: dict[str, Any],
+        *,
+        reason: str = TRIAL_REASON,
+        stop: threading.Event | None = None,
     ) -> tuple[int | None, RolloutState | None, dict[str, Any]]:
-        """Put the engine on ``params`` through a guarded rollout (none if it serves them)."""
+        """Put the engine on ``params`` through a guarded rollout (none if it serves them).
+        ``stop`` ends the guard's bake early (default: the run's stop)."""
         current = ctx.adapter.current_config()
         changes = {k: v for k, v in params.items() if current.get(k) != v}
         if not changes:
@@ -419,7 +430,7 @@ class Tuner:
         if load is not None:
             load.__enter__()
         try:
-            state = self._runner.execute(plan.rollout_id, stop=ctx.stop)
+            state = self._runner.execute(plan.rollout_id, stop=stop or ctx.stop)
         finally:
             if load is not None:
                 load.stop()
@@ -511,21 +522,73 @@ class Tuner:
             self._emit(ctx, "phase", f"best config through the guard: {out['applied']}")
         return out
 
+    # -- leaving the engine as the run found it ------------------------------------------
+
+    def _restore(self, ctx: _Context) -> dict[str, Any]:
+        """Back to the pre-study config through the guard, under the run's own load (the
+        guard needs traffic for a verdict). Its own stop: the run's is set by now."""
+        try:
+            if ctx.synthetic is None and ctx.spec.load_profile().mode != "live":
+                ctx.synthetic = self._synthetic(ctx)
+            rollout_id, state, verdict = self._switch(
+                ctx, dict(ctx.spec.default_config), stop=threading.Event()
+            )
+        except DomainError as exc:
+            log.warning("tuning run %d: engine not restored: %s", ctx.run_id, exc)
+            return {"restored": False, "error": str(exc)}
+        restored = state is None or state is RolloutState.committed
+        if state is not None:
+            log.info("tuning run %d: pre-study config %s (rollout %d)", ctx.run_id,
+                     "restored" if restored else state.value, rollout_id)  # fmt: skip
+        return {
+            "restored": restored,
+            "rollout_id": rollout_id,
+            "state": None if state is None else state.value,
+            **({} if restored else {"summary": str(verdict.get("summary", ""))}),
+        }
+
+    def restore_pre_study(self, run_id: int) -> dict[str, Any]:
+        """Put the engine of a run that did not finish (an orphan a sweep found) back on the
+        config it served before the study, through the guard."""
+        with self._sessions() as session:
+            row = tuning.get_run(session, run_id)
+            target = engines.engine_target(engines.get_engine(session, row.engine_id))
+            spec = TuningSpec.from_json(row.spec)
+            engine_id, study_name = row.engine_id, row.study_name
+        adapter = self._adapter_factory(target)
+        ctx = _Context(
+            run_id=run_id,
+            engine_id=engine_id,
+            study_name=study_name,
+            spec=spec,
+            slos=spec.slo_objects(),
+            adapter=adapter,
+            base_url=target.url.rstrip("/"),
+            stop=threading.Event(),
+        )
+        try:
+            return self._restore(ctx)
+        finally:
+            adapter.close()
+
     # -- plumbing -------------------------------------------------------------------------
+
+    def _synthetic(self, ctx: _Context) -> SyntheticMeasurer:
+        profile = ctx.spec.load_profile()
+        return SyntheticMeasurer(
+            profile=profile,
+            base_url=ctx.base_url,
+            model=profile.model or first_model(ctx.base_url),
+            slos=ctx.slos,
+            policy=self._policy,
+            adapter=ctx.adapter,
+        )
 
     def _measurer(self, ctx: _Context) -> Measurer:
         profile = ctx.spec.load_profile()
         if profile.mode == "live":
             return LiveMeasurer(adapter=ctx.adapter, slos=ctx.slos, policy=self._policy)
-        model = profile.model or first_model(ctx.base_url)
-        ctx.synthetic = SyntheticMeasurer(
-            profile=profile,
-            base_url=ctx.base_url,
-            model=model,
-            slos=ctx.slos,
-            policy=self._policy,
-            adapter=ctx.adapter,
-        )
+        ctx.synthetic = self._synthetic(ctx)
         if ctx.spec.objective == "capacity":
             start = profile.rate if profile.rate is not None else self._policy.capacity_start_rps
             ctx.synthetic.set_rate(start)
@@ -548,6 +611,12 @@ class Tuner:
             self._on_event(event)
         except Exception:  # noqa: BLE001 - a broken progress display must not stop a run
             log.exception("progress callback failed")
+
+
+def _restored_note(restored: dict[str, Any]) -> str:
+    if restored.get("restored"):
+        return "engine back on its pre-study config"
+    return f"engine NOT back on its pre-study config: {restored.get('error') or restored}"
 
 
 def _finished(study: optuna.Study) -> int:

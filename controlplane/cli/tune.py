@@ -3,8 +3,9 @@ table of trials; ``cplane tuning list|show|stop|resume`` for runs started anywhe
 
 Everything that can be refused (bad SLO or load spec, budget < 1, unknown engine, engine
 busy with a rollout or another run) is refused before the run is recorded: one line on
-stderr, exit code 2. Ctrl-C stops after the current trial (the guard finishes or rolls back
-the rollout it is baking); ``cplane tuning resume`` carries on later.
+stderr, exit code 2. Ctrl-C or SIGTERM stops after the current trial (the guard finishes or
+rolls back the rollout it is baking) and puts the engine back on its pre-study config
+through the guard; ``cplane tuning resume`` carries on later.
 Exit codes: 0 done, 1 stopped or failed, 2 refused.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
 from typing import Annotated
 from typing import Any
@@ -189,8 +191,12 @@ def resume(
 def _sweep(c: CliContext) -> None:
     """Runs a crashed process left ``running`` are interrupted first (their trials failed)."""
     sessions = make_session_factory(c.engine())
+    url = storage_url(c.engine())
     swept = sweep_orphaned_runs(
-        sessions, url=storage_url(c.engine()), stale_after_s=c.settings.tuner.stale_after_s
+        sessions,
+        url=url,
+        stale_after_s=c.settings.tuner.stale_after_s,
+        tuner=Tuner(session_factory=sessions, storage_url=url, settings=c.settings),
     )
     for run_id in swept:
         console.print(f"tuning run {run_id} was orphaned: interrupted, its running trials failed")
@@ -243,16 +249,26 @@ def follow(c: CliContext, run_id: int, *, as_json: bool) -> int:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
             errors.append(exc)
 
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (a service manager, a CI timeout) is a Ctrl-C
+
     worker = threading.Thread(target=work, name=f"tuning-{run_id}")
-    with live:
-        worker.start()
-        try:
-            while worker.is_alive():
-                worker.join(0.25)
-        except KeyboardInterrupt:
-            console.print("interrupted: stopping after the current trial")
-            stop_event.set()
-            worker.join()
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with live:
+            worker.start()
+            try:
+                while worker.is_alive():
+                    worker.join(0.25)
+            except KeyboardInterrupt:
+                console.print(
+                    "interrupted: stopping after the current trial, then back to the "
+                    "pre-study config through the guard"
+                )
+                stop_event.set()
+                worker.join()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if errors:
         raise errors[0]
     with sessions() as session:

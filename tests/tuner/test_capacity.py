@@ -24,7 +24,7 @@ from tuner import Tuner
 # Short probes: the search, not each probe's precision, is what this test is about.
 QUICK_PROBES = TunerSettings(
     warmup_s=0.2,
-    window_s=0.8,
+    window_s=0.6,
     min_windows=2,
     max_windows=2,
     tolerance=0.15,
@@ -65,11 +65,11 @@ def test_the_api_refuses_capacity_without_an_slo(client: TestClient, auth: Token
 @SQLITE_ONLY
 @pytest.mark.slow
 def test_capacity_tuning_finds_a_clearly_higher_capacity_than_a_poor_default(
-    sessions: SessionFactory, settings: Settings, url: str, poor_engine: RunningEngine
+    sessions: SessionFactory, settings: Settings, url: str, serial_engine: RunningEngine
 ) -> None:
     settings = settings.model_copy(update={"tuner": QUICK_PROBES})
     row = start_on(
-        sessions, settings, poor_engine,
+        sessions, settings, serial_engine,
         objective="capacity", slo=["p99_ms<=500"], load="rate=10,shapes=16x32",
         trials=2, knobs=["max_batch_size"], seed=2,
     )  # fmt: skip
@@ -84,7 +84,7 @@ def test_capacity_tuning_finds_a_clearly_higher_capacity_than_a_poor_default(
     assert baseline["kind"] == "baseline" and baseline["values"][0] > 0
     applied = result["applied"]
     assert applied["state"] == "committed"
-    assert running_engine_config(poor_engine)["max_batch_size"] == best["max_batch_size"]
+    assert running_engine_config(serial_engine)["max_batch_size"] == best["max_batch_size"]
     with sessions() as s:
         final = rollouts.get_rollout(s, applied["rollout_id"])
         assert final.reason == "tuner" and final.evidence["verdict"]["outcome"] == "pass"

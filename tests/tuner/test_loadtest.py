@@ -30,7 +30,6 @@ from tests.fixtures.api import TokenMaker
 from tests.fixtures.cli import Run
 from tests.fixtures.db import SQLITE_ONLY
 from tests.fixtures.engines import RunningEngine
-from tests.fixtures.engines import start_engine
 from tests.tuner.conftest import FAST_TUNER
 from tests.tuner.conftest import register
 from tuner import storage_url
@@ -38,14 +37,6 @@ from tuner.loadtest import LoadTester
 from tuner.loadtest import start_load_test
 
 pytestmark = SQLITE_ONLY
-
-
-@pytest.fixture(scope="module")
-def serial_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
-    """Batch size 1: requests are served one at a time, so the curve's shape is known."""
-    engine = start_engine(tmp_path_factory.mktemp("serial"), "--batch-size", "1")
-    yield engine
-    engine.stop()
 
 
 def _settings(db_engine: Engine, tmp_path: Path, **loadtest: float) -> Settings:
