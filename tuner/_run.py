@@ -73,6 +73,7 @@ from tuner._results import describe
 from tuner._results import mean_ci
 from tuner._results import record_json
 from tuner._results import short_measurement
+from tuner._results import significance
 from tuner._results import slo_name
 from tuner._results import to_ms
 from tuner._results import worst_values
@@ -504,6 +505,7 @@ class Tuner:
                 value = score(m, ctx.slos, objective=spec.objective, margin=spec.margin)
                 samples[label].append(value.values[0])
         out["remeasured"] = {label: mean_ci(values) for label, values in samples.items()}
+        out["significance"] = significance(out["remeasured"]["best"], out["remeasured"]["default"])
         base = out["remeasured"]["default"]["mean"]
         tuned = out["remeasured"]["best"]["mean"]
         out["improvement"] = (

@@ -318,6 +318,12 @@ def _summary(run_id: int, state: str, result: dict[str, Any]) -> None:
             ci = r.get("ci")
             span = f" (95% CI {ci[0]:.1f}..{ci[1]:.1f})" if ci else ""
             out.print(f"{label}: {r['mean']:.2f}{span} over {r['n']} re-measurements")
+    sig = result.get("significance") or {}
+    if sig.get("significant") is False:
+        out.print(f"not significant: Welch's t-test p = {sig['p_value']:.3g}; CIs overlap: "
+                  f"{'yes' if sig.get('ci_overlap') else 'no'}")  # fmt: skip
+    elif sig.get("significant") is True:
+        out.print(f"significant: Welch's t-test p = {sig['p_value']:.3g}")
     if result.get("headline"):
         out.print(result["headline"])
     elif result.get("improvement"):
