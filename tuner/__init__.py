@@ -5,8 +5,10 @@ end (baseline, guarded trials, re-measurement, guarded apply of the best, HTML r
 ``sweep_orphaned_runs`` settles runs a crashed process left behind. See docs/tuning.md.
 """
 
+from tuner._measure import CapacityMeasurer
 from tuner._measure import LiveMeasurer
 from tuner._measure import Measurement
+from tuner._measure import Measurer
 from tuner._measure import SyntheticMeasurer
 from tuner._measure import Window
 from tuner._measure import is_stable
@@ -15,6 +17,7 @@ from tuner._objective import Score
 from tuner._objective import constraints
 from tuner._objective import score
 from tuner._results import TrialRecord
+from tuner._run import Switched
 from tuner._run import Tuner
 from tuner._run import TuningEvent
 from tuner._run import report_path
@@ -35,10 +38,13 @@ from tuner._study import storage
 from tuner._study import storage_url
 
 __all__ = [
+    "CapacityMeasurer",
     "LiveMeasurer",
     "Measurement",
+    "Measurer",
     "Score",
     "StructuredSampler",
+    "Switched",
     "SyntheticMeasurer",
     "TrialRecord",
     "Tuner",

@@ -24,6 +24,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace
@@ -145,10 +146,29 @@ class Measurement:
         }
 
 
+LIVE_REFERENCE = "live_reference_rps"  # study attribute: the baseline's request rate
+
+
 class Measurer(Protocol):
-    """Measures whatever the engine serves now; raises EngineUnreachableError if it died."""
+    """How a run measures whatever the engine serves now: synthetic load, a rate search
+    (capacity) or live traffic. The run never asks which one it has.
+
+    ``measure`` raises EngineUnreachableError if the engine died. ``baseline_measured`` is
+    told the baseline's measurement and returns the study attributes a resumed run needs
+    (and a line for the operator, if any); ``resume`` gets them back in a new process;
+    ``bake_load`` is the load to run while the guard bakes a trial (None: the traffic is
+    someone else's); ``close`` releases what the measurer holds.
+    """
 
     def measure(self, *, stop: threading.Event | None = None) -> Measurement: ...
+
+    def baseline_measured(self, m: Measurement) -> tuple[dict[str, Any], str | None]: ...
+
+    def resume(self, attrs: Mapping[str, Any]) -> None: ...
+
+    def bake_load(self) -> SyntheticMeasurer | None: ...
+
+    def close(self) -> None: ...
 
 
 def spread(values: Sequence[float | None]) -> float:
@@ -318,6 +338,18 @@ class SyntheticMeasurer:
             self.window, policy=self._policy, stop=stop, warmup=self.run_once
         )
 
+    def baseline_measured(self, m: Measurement) -> tuple[dict[str, Any], str | None]:
+        return {}, None
+
+    def resume(self, attrs: Mapping[str, Any]) -> None:
+        return None
+
+    def bake_load(self) -> SyntheticMeasurer | None:
+        return self
+
+    def close(self) -> None:
+        return None
+
 
 class CapacityMeasurer:
     """The capacity objective's measurement: a short rate search on whatever the engine
@@ -395,6 +427,18 @@ class CapacityMeasurer:
             assert bad is not None
             return replace(bad[1], capacity_rps=0.0)
         return replace(good[1], capacity_rps=good[0])
+
+    def baseline_measured(self, m: Measurement) -> tuple[dict[str, Any], str | None]:
+        return {}, None
+
+    def resume(self, attrs: Mapping[str, Any]) -> None:
+        return None
+
+    def bake_load(self) -> SyntheticMeasurer | None:
+        return self.synthetic
+
+    def close(self) -> None:
+        return None
 
 
 class BackgroundLoad:
@@ -508,6 +552,20 @@ class LiveMeasurer:
             stop=stop,
             warmup=self._sleep,
         )
+
+    def baseline_measured(self, m: Measurement) -> tuple[dict[str, Any], str | None]:
+        reference = self.set_reference(m)
+        return (
+            {LIVE_REFERENCE: reference},
+            f"live trials are judged at the baseline's {reference:.1f} req/s",
+        )
+
+    def resume(self, attrs: Mapping[str, Any]) -> None:
+        # A resumed live run judges its trials at the load its baseline was measured at.
+        self.reference_rps = attrs.get(LIVE_REFERENCE)
+
+    def bake_load(self) -> SyntheticMeasurer | None:
+        return None
 
     def set_reference(self, baseline: Measurement) -> float:
         """The baseline's request rate over its accepted windows: what trials are judged at."""

@@ -26,6 +26,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -88,7 +89,23 @@ from tuner._study import opened_storage
 log = logging.getLogger("tuner")
 ACTOR = "tuner"
 TRIAL_REASON = "trial"
-LIVE_REFERENCE = "live_reference_rps"  # study attribute: the baseline's request rate
+
+
+@dataclass(frozen=True)
+class Switched:
+    """How a switch through the guard ended: no rollout at all (the engine served the
+    config already), or the rollout, its state and the guard's verdict; ``seen`` is what the
+    trial's own load measured on the new config until the guard's cut (a breach's numbers)."""
+
+    rollout_id: int | None = None
+    state: RolloutState | None = None
+    verdict: Mapping[str, Any] = field(default_factory=dict)
+    seen: Measurement | None = None
+
+    @property
+    def committed(self) -> bool:
+        """The engine serves the config now (no rollout was needed, or it committed)."""
+        return self.state is None or self.state is RolloutState.committed
 
 
 @dataclass(frozen=True)
@@ -194,7 +211,7 @@ class Tuner:
             raise
         finally:
             lease.stop()
-            if ctx.measurer is not None and isinstance(ctx.measurer, LiveMeasurer):
+            if ctx.measurer is not None:
                 ctx.measurer.close()
             adapter.close()
             result = {**result, "trials": [record_json(r) for r in ctx.records]}
@@ -238,9 +255,8 @@ class Tuner:
         study.set_user_attr("seed", spec.seed)
         study.set_user_attr("run_id", ctx.run_id)
         orphans = fail_orphaned_trials(study)
-        if isinstance(ctx.measurer, LiveMeasurer):
-            # A resumed live run judges its trials at the load its baseline was measured at.
-            ctx.measurer.reference_rps = study.user_attrs.get(LIVE_REFERENCE)
+        assert ctx.measurer is not None
+        ctx.measurer.resume(study.user_attrs)
         result = self._trials_and_confirm(ctx, study, space)
         result["orphaned_trials_failed"] = orphans
         path = report_path(self._settings, ctx.study_name)
@@ -314,16 +330,16 @@ class Tuner:
             switched = self._switch(ctx, params)
         except DomainError as exc:
             return failed(f"could not switch: {exc}")
-        rollout_id, state, verdict = switched
+        rollout_id = switched.rollout_id
         if rollout_id is not None:
             trial.set_user_attr("rollout_id", rollout_id)
-        if state is not None and state is not RolloutState.committed:
-            if verdict.get("outcome") == "breach" and state is RolloutState.rolled_back:
-                return self._breached(
-                    ctx, study, trial, kind, params, rollout_id, verdict, started
-                )
-            summary = verdict.get("summary") or state.value
-            return failed(f"rollout {rollout_id} {state.value}: {summary}", rollout_id)
+        if not switched.committed:
+            assert switched.state is not None
+            verdict = switched.verdict
+            if verdict.get("outcome") == "breach" and switched.state is RolloutState.rolled_back:
+                return self._breached(ctx, study, trial, kind, params, switched, started)
+            summary = verdict.get("summary") or switched.state.value
+            return failed(f"rollout {rollout_id} {switched.state.value}: {summary}", rollout_id)
         try:
             assert ctx.measurer is not None
             m = ctx.measurer.measure(stop=ctx.stop)
@@ -332,12 +348,12 @@ class Tuner:
             return failed(f"engine failed mid-trial: {exc}", rollout_id)
         except LiveLoadMismatchError as exc:
             return failed(str(exc), rollout_id)
-        if kind == "baseline" and isinstance(ctx.measurer, LiveMeasurer):
-            reference = ctx.measurer.set_reference(m)
-            study.set_user_attr(LIVE_REFERENCE, reference)
-            self._emit(
-                ctx, "phase", f"live trials are judged at the baseline's {reference:.1f} req/s"
-            )
+        if kind == "baseline":
+            attrs, message = ctx.measurer.baseline_measured(m)
+            for name, value in attrs.items():
+                study.set_user_attr(name, value)
+            if message:
+                self._emit(ctx, "phase", message)
         s = score(m, ctx.slos, objective=ctx.spec.objective, margin=ctx.spec.margin)
         raw = [list(s.values)]
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
@@ -363,12 +379,11 @@ class Tuner:
         trial: optuna.Trial,
         kind: str,
         params: dict[str, Any],
-        rollout_id: int | None,
-        verdict: dict[str, Any],
+        switched: Switched,
         started: float,
     ) -> TrialRecord:
         """Rolled back for an SLO breach: infeasible, with the numbers seen before the cut."""
-        seen: Measurement | None = verdict.get("_measurement")
+        seen, verdict, rollout_id = switched.seen, switched.verdict, switched.rollout_id
         if seen is not None:
             s = score(seen, ctx.slos, objective=ctx.spec.objective, margin=ctx.spec.margin)
         else:
@@ -406,13 +421,13 @@ class Tuner:
         *,
         reason: str = TRIAL_REASON,
         stop: threading.Event | None = None,
-    ) -> tuple[int | None, RolloutState | None, dict[str, Any]]:
+    ) -> Switched:
         """Put the engine on ``params`` through a guarded rollout (none if it serves them).
         ``stop`` ends the guard's bake early (default: the run's stop)."""
         current = ctx.adapter.current_config()
         changes = {k: v for k, v in params.items() if current.get(k) != v}
         if not changes:
-            return None, None, {}
+            return Switched()
         with self._sessions() as session, session.begin():
             engine = engines.get_engine(session, ctx.engine_id)
             plan = propose(
@@ -426,8 +441,11 @@ class Tuner:
             )
         assert plan.rollout_id is not None
         if plan.awaiting_approval:
-            return plan.rollout_id, RolloutState.pending, {"outcome": "awaiting_approval"}
-        load = BackgroundLoad(ctx.synthetic) if ctx.synthetic is not None else None
+            return Switched(
+                plan.rollout_id, RolloutState.pending, {"outcome": "awaiting_approval"}
+            )
+        bake_load = ctx.measurer.bake_load() if ctx.measurer is not None else ctx.synthetic
+        load = BackgroundLoad(bake_load) if bake_load is not None else None
         if load is not None:
             load.__enter__()
         try:
@@ -439,15 +457,16 @@ class Tuner:
             verdict = dict(
                 rollouts.get_rollout(session, plan.rollout_id).evidence.get("verdict", {})
             )
-        if load is not None and ctx.synthetic is not None and load.results:
+        seen = None
+        if load is not None and load.results:
             # The chunks after the guard's baseline ran on the new config until the cut.
             skip = math.ceil(self._settings.guard.baseline_s)
             chunks = load.results[skip:] or load.results[-1:]
             windows = tuple(
                 window_of(r, ctx.slos, goodput_slo_s=goodput_threshold(ctx.slos)) for r in chunks
             )
-            verdict["_measurement"] = Measurement(windows, stable=False, used=len(windows))
-        return plan.rollout_id, state, verdict
+            seen = Measurement(windows, stable=False, used=len(windows))
+        return Switched(plan.rollout_id, state, verdict, seen)
 
     def _back_to_lkg(self, ctx: _Context) -> None:
         with self._sessions() as session:
@@ -490,11 +509,14 @@ class Tuner:
         for label, config in order:
             apply_now = label == "best" and not manual and spec.apply_best
             reason = "tuner" if apply_now else TRIAL_REASON
-            rollout_id, state, verdict = self._switch(ctx, config, reason=reason)
+            switched = self._switch(ctx, config, reason=reason)
             if apply_now:
-                out["applied"] = applied_json(rollout_id, state, verdict)
-            if state is not None and state is not RolloutState.committed:
-                out["note"] = f"could not re-measure {label}: {verdict.get('summary', state)}"
+                out["applied"] = applied_json(
+                    switched.rollout_id, switched.state, dict(switched.verdict)
+                )
+            if not switched.committed:
+                why = switched.verdict.get("summary", switched.state)
+                out["note"] = f"could not re-measure {label}: {why}"
                 return out
             for _ in range(spec.repeats):
                 try:
@@ -518,8 +540,10 @@ class Tuner:
                 f"{tuned:.1f} req/s tuned vs {base:.1f} req/s default ({ratio})"
             )
         if manual and spec.apply_best:
-            rollout_id, state, verdict = self._switch(ctx, best, reason="tuner")
-            out["applied"] = applied_json(rollout_id, state, verdict)
+            switched = self._switch(ctx, best, reason="tuner")
+            out["applied"] = applied_json(
+                switched.rollout_id, switched.state, dict(switched.verdict)
+            )
         if "applied" in out:
             self._emit(ctx, "phase", f"best config through the guard: {out['applied']}")
         return out
@@ -532,21 +556,20 @@ class Tuner:
         try:
             if ctx.synthetic is None and ctx.spec.load_profile().mode != "live":
                 ctx.synthetic = self._synthetic(ctx)
-            rollout_id, state, verdict = self._switch(
-                ctx, dict(ctx.spec.default_config), stop=threading.Event()
-            )
+            switched = self._switch(ctx, dict(ctx.spec.default_config), stop=threading.Event())
         except DomainError as exc:
             log.warning("tuning run %d: engine not restored: %s", ctx.run_id, exc)
             return {"restored": False, "error": str(exc)}
-        restored = state is None or state is RolloutState.committed
+        state = switched.state
         if state is not None:
-            log.info("tuning run %d: pre-study config %s (rollout %d)", ctx.run_id,
-                     "restored" if restored else state.value, rollout_id)  # fmt: skip
+            log.info("tuning run %d: pre-study config %s (rollout %s)", ctx.run_id,
+                     "restored" if switched.committed else state.value,
+                     switched.rollout_id)  # fmt: skip
         return {
-            "restored": restored,
-            "rollout_id": rollout_id,
+            "restored": switched.committed,
+            "rollout_id": switched.rollout_id,
             "state": None if state is None else state.value,
-            **({} if restored else {"summary": str(verdict.get("summary", ""))}),
+            **({} if switched.committed else {"summary": str(switched.verdict.get("summary"))}),
         }
 
     def restore_pre_study(self, run_id: int) -> dict[str, Any]:
