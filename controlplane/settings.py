@@ -243,6 +243,13 @@ class TunerSettings(BaseModel):
         le=1,
         description="Stop a run once this share of its trials failed or breached (min 4 trials).",
     )
+    warm_start_configs: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="A new study first measures up to this many previous best configs of "
+        "the engine (earlier runs' bests, a config set by hand); 0: no warm start.",
+    )
     capacity_start_rps: float = Field(
         10.0,
         gt=0,

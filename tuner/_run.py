@@ -134,6 +134,7 @@ class _Context:
     records: list[TrialRecord] = field(default_factory=list)
     measurer: Measurer | None = None
     synthetic: SyntheticMeasurer | None = None
+    warm_start: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Tuner:
@@ -259,6 +260,8 @@ class Tuner:
         ctx.measurer.resume(study.user_attrs)
         result = self._trials_and_confirm(ctx, study, space)
         result["orphaned_trials_failed"] = orphans
+        if ctx.warm_start:
+            result["warm_start"] = ctx.warm_start
         path = report_path(self._settings, ctx.study_name)
         try:
             write_report(path, study=study, slos=ctx.slos, summary=_summary(ctx, result))
@@ -276,6 +279,12 @@ class Tuner:
             params = space.params_of(spec.default_config)
             if params is not None:
                 study.enqueue_trial(params, user_attrs={"kind": "baseline"})
+            warm = self._warm_start(ctx, space, exclude=params)
+            for config in warm:
+                study.enqueue_trial(config, user_attrs={"kind": "warm"})
+            if warm:
+                ctx.warm_start = warm
+                self._emit(ctx, "phase", f"warm start: the previous best configs first: {warm}")
         self._emit(ctx, "phase", f"{space.size()} configs, budget {spec.trials} trials")
         unsafe = 0
         while finished < spec.trials and not ctx.stop.is_set():
@@ -371,6 +380,34 @@ class Tuner:
             goodput=m.goodput, throughput=m.throughput, p99_ms=to_ms(m.p99_s), stable=m.stable,
             rollout_id=rollout_id, duration_s=time.monotonic() - started,
         )  # fmt: skip
+
+    def _warm_start(
+        self, ctx: _Context, space: TuningSpace, *, exclude: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        """The best configs earlier finished runs on this engine found (newest first), and a
+        known-good config someone set by hand, restricted to this run's space: measured
+        right after the baseline, so a study on a tuned engine starts where the last ended.
+        """
+        found: list[dict[str, Any]] = []
+        keys = {config_key(exclude)} if exclude is not None else set()
+        with self._sessions() as session:
+            candidates: list[dict[str, Any]] = []
+            for run in tuning.list_runs(session, engine_id=ctx.engine_id, limit=50):
+                best = (run.result or {}).get("best") if run.id != ctx.run_id else None
+                if run.state == TuningRunState.done and isinstance(best, dict):
+                    candidates.append(dict(best.get("params") or {}))
+            lkg = configs.last_known_good(session, ctx.engine_id)
+            if lkg is not None:
+                candidates.append(dict(lkg.config))
+        for candidate in candidates:
+            params = space.params_of({**ctx.spec.default_config, **candidate})
+            if params is None or config_key(params) in keys:
+                continue
+            keys.add(config_key(params))
+            found.append(params)
+            if len(found) >= self._policy.warm_start_configs:
+                break
+        return found
 
     def _breached(
         self,
