@@ -258,11 +258,82 @@ class TunerSettings(BaseModel):
         le=1,
         description="Stop a run once this share of its trials failed or breached (min 4 trials).",
     )
+    warm_start_configs: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="A new study first measures up to this many previous best configs of "
+        "the engine (earlier runs' bests, a config set by hand); 0: no warm start.",
+    )
+    capacity_start_rps: float = Field(
+        10.0,
+        gt=0,
+        le=100_000,
+        description="Capacity objective: the first rate tried when the load names none.",
+    )
+    capacity_step: float = Field(
+        1.5, gt=1, le=10, description="Capacity objective: factor a sustained rate is raised by."
+    )
+    capacity_precision: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Capacity objective: bisection stops when the failing rate is this near "
+        "(relative) the sustained one.",
+    )
+    capacity_max_probes: int = Field(
+        6, ge=2, le=50, description="Capacity objective: most rates measured per trial."
+    )
     live_load_tolerance: float = Field(
         0.25,
         gt=0,
         le=1,
         description="Live mode: a trial's windows count only at a load this near the baseline's.",
+    )
+
+
+class LoadTestSettings(BaseModel):
+    """Bounds and stopping rules of load tests; see docs/loadtest.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrency: int = Field(
+        1024, ge=1, le=100_000, description="Highest closed-loop concurrency a sweep may ask for."
+    )
+    max_rate: float = Field(
+        5000.0,
+        gt=0,
+        le=1_000_000,
+        description="Highest open-loop rate (req/s) a sweep may ask for.",
+    )
+    max_steps: int = Field(32, ge=1, le=1000, description="Most steps one sweep may have.")
+    stop_error_rate: float = Field(
+        0.5, gt=0, le=1, description="A step with this share of failed requests ends the sweep."
+    )
+    stop_p99_factor: float = Field(
+        4.0,
+        gt=1,
+        le=1000,
+        description="A step whose p99 is this many times the SLO ends the sweep.",
+    )
+    saturation_gain: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Saturated: the next step raises throughput by less than this fraction.",
+    )
+    noise_factor: float = Field(
+        3.0,
+        ge=0,
+        le=100,
+        description="Regression gate: a change must exceed this many times the noise measured "
+        "across a step's windows.",
+    )
+    min_tolerance: float = Field(
+        0.05, ge=0, le=1, description="Regression gate: the smallest relative change counted."
+    )
+    max_prompts: int = Field(
+        10_000, ge=1, le=1_000_000, description="Most prompts a prompt file may hold."
     )
 
 
@@ -646,6 +717,9 @@ class Settings(BaseSettings):
     )
     chaos: ChaosSettings = Field(default_factory=ChaosSettings, description="Fault injection.")
     tuner: TunerSettings = Field(default_factory=TunerSettings, description="Autotuner.")
+    loadtest: LoadTestSettings = Field(
+        default_factory=LoadTestSettings, description="Load tests: bounds and stopping rules."
+    )
     scheduler: SchedulerSettings = Field(
         default_factory=SchedulerSettings, description="Periodic jobs and leader election."
     )

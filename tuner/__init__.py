@@ -5,8 +5,10 @@ end (baseline, guarded trials, re-measurement, guarded apply of the best, HTML r
 ``sweep_orphaned_runs`` settles runs a crashed process left behind. See docs/tuning.md.
 """
 
+from tuner._measure import CapacityMeasurer
 from tuner._measure import LiveMeasurer
 from tuner._measure import Measurement
+from tuner._measure import Measurer
 from tuner._measure import SyntheticMeasurer
 from tuner._measure import Window
 from tuner._measure import is_stable
@@ -17,6 +19,7 @@ from tuner._objective import score
 from tuner._report import pareto_front
 from tuner._report import report_figures
 from tuner._results import TrialRecord
+from tuner._run import Switched
 from tuner._run import Tuner
 from tuner._run import TuningEvent
 from tuner._run import report_path
@@ -40,10 +43,13 @@ from tuner._study import study_exists
 __all__ = [
     "pareto_front",
     "report_figures",
+    "CapacityMeasurer",
     "LiveMeasurer",
     "Measurement",
+    "Measurer",
     "Score",
     "StructuredSampler",
+    "Switched",
     "SyntheticMeasurer",
     "TrialRecord",
     "Tuner",

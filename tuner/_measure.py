@@ -24,11 +24,14 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace
 from typing import Any
 from typing import Protocol
+
+import httpx
 
 from collectors import histogram_quantile
 from controlplane.domain import SLO
@@ -44,6 +47,7 @@ from controlplane.settings import TunerSettings
 from tuner.loadgen import LoadResult
 from tuner.loadgen import LoadSpec
 from tuner.loadgen import RequestShape
+from tuner.loadgen import percentile
 from tuner.loadgen import run_load
 
 
@@ -87,6 +91,9 @@ class Measurement:
     used: int
     """How many of the last windows the numbers are the mean of."""
     warmup_s: float = 0.0
+    capacity_rps: float | None = None
+    """Capacity objective: the highest rate sustained within the SLO (these windows ran at
+    it); 0 when not even the lowest rate tried was."""
 
     def _mean(self, values: Sequence[float | None]) -> float | None:
         known = [v for v in values if v is not None]
@@ -130,14 +137,38 @@ class Measurement:
             "p99_s": _round(self.p99_s),
             "error_rate": round(self.error_rate, 6),
             **({"load_rps": round(self.load_rps, 3)} if self.load_rps is not None else {}),
+            **(
+                {"capacity_rps": round(self.capacity_rps, 3)}
+                if self.capacity_rps is not None
+                else {}
+            ),
             "windows": [w.as_json() for w in self.windows],
         }
 
 
+LIVE_REFERENCE = "live_reference_rps"  # study attribute: the baseline's request rate
+
+
 class Measurer(Protocol):
-    """Measures whatever the engine serves now; raises EngineUnreachableError if it died."""
+    """How a run measures whatever the engine serves now: synthetic load, a rate search
+    (capacity) or live traffic. The run never asks which one it has.
+
+    ``measure`` raises EngineUnreachableError if the engine died. ``baseline_measured`` is
+    told the baseline's measurement and returns the study attributes a resumed run needs
+    (and a line for the operator, if any); ``resume`` gets them back in a new process;
+    ``bake_load`` is the load to run while the guard bakes a trial (None: the traffic is
+    someone else's); ``close`` releases what the measurer holds.
+    """
 
     def measure(self, *, stop: threading.Event | None = None) -> Measurement: ...
+
+    def baseline_measured(self, m: Measurement) -> tuple[dict[str, Any], str | None]: ...
+
+    def resume(self, attrs: Mapping[str, Any]) -> None: ...
+
+    def bake_load(self) -> SyntheticMeasurer | None: ...
+
+    def close(self) -> None: ...
 
 
 def spread(values: Sequence[float | None]) -> float:
@@ -218,7 +249,7 @@ def window_of(result: LoadResult, slos: Sequence[SLO], *, goodput_slo_s: float |
         if slo.quantile is None:
             continue
         values = result.latencies if slo.kind == "latency" else result.ttfts
-        quantiles[slo.name] = _pct(values, slo.quantile * 100)
+        quantiles[slo.name] = percentile(values, slo.quantile * 100)
     sent = result.sent
     errors = (result.failed + result.rejected) / sent if sent else 0.0
     if result.ok == 0 and sent == 0:
@@ -236,14 +267,13 @@ def window_of(result: LoadResult, slos: Sequence[SLO], *, goodput_slo_s: float |
     )
 
 
-def _pct(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+def first_model(base_url: str) -> str:
+    """The engine's first served model: what synthetic load asks for when none is named."""
+    try:
+        body = httpx.get(f"{base_url}/v1/models", timeout=5).json()
+        return str(body["data"][0]["id"])
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise EngineUnreachableError(f"cannot list the engine's models: {exc}") from exc
 
 
 def goodput_threshold(slos: Sequence[SLO]) -> float | None:
@@ -273,6 +303,16 @@ class SyntheticMeasurer:
         self._adapter = adapter
         self._seed = 0
 
+    @property
+    def rate(self) -> float | None:
+        return self._profile.rate
+
+    def set_rate(self, rate: float) -> None:
+        """Open loop at ``rate`` from now on (the capacity search steps it)."""
+        mode = self._profile.mode if self._profile.mode in ("constant", "poisson") else "constant"
+        self._profile = self._profile.model_copy(update={"mode": mode, "rate": rate,
+                                                         "concurrency": None})  # fmt: skip
+
     def run_once(self, duration_s: float) -> LoadResult:
         self._seed += 1
         spec = load_spec(
@@ -297,6 +337,108 @@ class SyntheticMeasurer:
         return measure_until_stable(
             self.window, policy=self._policy, stop=stop, warmup=self.run_once
         )
+
+    def baseline_measured(self, m: Measurement) -> tuple[dict[str, Any], str | None]:
+        return {}, None
+
+    def resume(self, attrs: Mapping[str, Any]) -> None:
+        return None
+
+    def bake_load(self) -> SyntheticMeasurer | None:
+        return self
+
+    def close(self) -> None:
+        return None
+
+
+class CapacityMeasurer:
+    """The capacity objective's measurement: a short rate search on whatever the engine
+    serves now, for the highest request rate it sustains within the SLO.
+
+    It starts from the best capacity seen so far in the run (a config that cannot carry
+    that is found out with its first probe), steps the rate up by ``capacity_step`` while
+    the SLO holds and bisects (geometrically) between the last sustained and the first
+    failing rate once one fails, until the two are within ``capacity_precision`` or
+    ``capacity_max_probes`` rates were measured. Each probe is an ordinary measurement
+    (warm-up, windows until stable) at an open-loop rate; a rate is *sustained* when every
+    SLO holds with the run's margin. Open loop keeps sending on schedule, so an engine that
+    cannot keep up queues, and its latency SLO fails: no separate throughput test is needed
+    (one would misjudge short windows, whose last responses arrive after the schedule ends).
+    """
+
+    def __init__(
+        self,
+        synthetic: SyntheticMeasurer,
+        *,
+        slos: Sequence[SLO],
+        policy: TunerSettings,
+        margin: float,
+        start_rps: float,
+    ) -> None:
+        self.synthetic = synthetic
+        self._slos = tuple(slos)
+        self._policy = policy
+        self._margin = margin
+        self.best_rps = start_rps
+        self.probes: list[tuple[float, bool]] = []
+        """Every (rate, sustained) this measurer tried, in order, for the report."""
+
+    def sustained(self, m: Measurement, rate: float) -> bool:
+        for slo in self._slos:
+            limit = slo.threshold * (1.0 - self._margin)
+            if slo.kind == "error_rate":
+                if m.error_rate > limit:
+                    return False
+                continue
+            observed = m.quantile_s(slo.name)
+            if observed is None or observed > limit:
+                return False
+        return True
+
+    def measure(self, *, stop: threading.Event | None = None) -> Measurement:
+        policy = self._policy
+        rate = self.best_rps
+        good: tuple[float, Measurement] | None = None
+        bad: tuple[float, Measurement] | None = None
+        for _ in range(policy.capacity_max_probes):
+            self.synthetic.set_rate(rate)
+            m = self.synthetic.measure(stop=stop)
+            ok = self.sustained(m, rate)
+            self.probes.append((rate, ok))
+            if ok:
+                good = (rate, m)
+            else:
+                bad = (rate, m)
+            if stop is not None and stop.is_set():
+                break
+            if good is not None and bad is not None:
+                if bad[0] / good[0] - 1.0 <= policy.capacity_precision:
+                    break
+                rate = math.sqrt(good[0] * bad[0])
+            elif good is not None:
+                rate = good[0] * policy.capacity_step
+            else:
+                rate = rate / policy.capacity_step
+        if good is not None:
+            self.best_rps = max(self.best_rps, good[0])
+        # The guard bakes the next trial at the best rate found: where a breach matters.
+        self.synthetic.set_rate(self.best_rps)
+        if good is None:
+            assert bad is not None
+            return replace(bad[1], capacity_rps=0.0)
+        return replace(good[1], capacity_rps=good[0])
+
+    def baseline_measured(self, m: Measurement) -> tuple[dict[str, Any], str | None]:
+        return {}, None
+
+    def resume(self, attrs: Mapping[str, Any]) -> None:
+        return None
+
+    def bake_load(self) -> SyntheticMeasurer | None:
+        return self.synthetic
+
+    def close(self) -> None:
+        return None
 
 
 class BackgroundLoad:
@@ -410,6 +552,20 @@ class LiveMeasurer:
             stop=stop,
             warmup=self._sleep,
         )
+
+    def baseline_measured(self, m: Measurement) -> tuple[dict[str, Any], str | None]:
+        reference = self.set_reference(m)
+        return (
+            {LIVE_REFERENCE: reference},
+            f"live trials are judged at the baseline's {reference:.1f} req/s",
+        )
+
+    def resume(self, attrs: Mapping[str, Any]) -> None:
+        # A resumed live run judges its trials at the load its baseline was measured at.
+        self.reference_rps = attrs.get(LIVE_REFERENCE)
+
+    def bake_load(self) -> SyntheticMeasurer | None:
+        return None
 
     def set_reference(self, baseline: Measurement) -> float:
         """The baseline's request rate over its accepted windows: what trials are judged at."""

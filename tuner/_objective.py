@@ -41,6 +41,7 @@ def directions(objective: Objective) -> list[Direction]:
         "goodput": ["maximize"],
         "p99": ["minimize"],
         "pareto": ["maximize", "minimize"],
+        "capacity": ["maximize"],
     }
     return table[objective]
 
@@ -50,6 +51,7 @@ def objective_names(objective: Objective) -> list[str]:
         "goodput": ["goodput_rps"],
         "p99": ["p99_ms"],
         "pareto": ["throughput_rps", "p99_ms"],
+        "capacity": ["capacity_rps"],
     }[objective]
 
 
@@ -74,6 +76,8 @@ def score(m: Measurement, slos: Sequence[SLO], *, objective: Objective, margin: 
         values = (m.goodput,)
     elif objective == "p99":
         values = (p99_ms,)
+    elif objective == "capacity":
+        values = (m.capacity_rps or 0.0,)
     else:
         values = (m.throughput, p99_ms)
     return Score(values=values, constraints=constraints(m, slos, margin=margin))

@@ -161,6 +161,63 @@ def _quality(probed: Any) -> str:
         f"agreement {probed.get('agreement')}, exact {probed.get('exact')}, kl "
         f"{probed.get('kl')}, {probed.get('diverged')} diverged: {verdict} {probed.get('spec')}"
     )
+def _fmt(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, int | float) else html.escape(str(value))
+
+
+def _interval(r: dict[str, Any]) -> str:
+    ci = r.get("ci")
+    span = f" (95 % CI {ci[0]:.2f} to {ci[1]:.2f})" if ci else ""
+    return f"{r['mean']:.2f}{span}, n={r['n']}"
+
+
+def answer(summary: dict[str, Any]) -> str:
+    """The first thing the report says: what to run, how much better, and how sure."""
+    best = summary.get("best")
+    if not best:
+        note = summary.get("note") or summary.get("error") or "no feasible config found"
+        return f"<p><b>No better config.</b> {html.escape(str(note))}</p>"
+    params: dict[str, Any] = best["params"]
+    default: dict[str, Any] = summary.get("default_config") or {}
+    heads = "".join(f"<th>{html.escape(k)}</th>" for k in params)
+    row_best = "".join(f"<td><b>{html.escape(str(v))}</b></td>" for v in params.values())
+    row_default = "".join(f"<td>{html.escape(str(default.get(k, '')))}</td>" for k in params)
+    parts = [
+        "<table><thead><tr><th></th>" + heads + "<th>objective</th></tr></thead><tbody>",
+    ]
+    remeasured = summary.get("remeasured") or {}
+    objective = html.escape(str(summary.get("objective", "")))
+    if remeasured:
+        parts.append(
+            f"<tr><td>best</td>{row_best}<td>{_interval(remeasured['best'])}</td></tr>"
+            f"<tr><td>default</td>{row_default}<td>{_interval(remeasured['default'])}</td></tr>"
+        )
+    else:
+        values = ", ".join(_fmt(v) for v in best.get("values", []))
+        parts.append(f"<tr><td>best</td>{row_best}<td>{values}</td></tr>")
+        parts.append(f"<tr><td>default</td>{row_default}<td></td></tr>")
+    parts.append("</tbody></table>")
+    lines = [f"<p>Objective: {objective}."]
+    if summary.get("headline"):
+        lines.append(f" <b>{html.escape(str(summary['headline']))}</b>.")
+    elif summary.get("improvement"):
+        lines.append(f" <b>{summary['improvement']:.2f}x</b> the default.")
+    sig = summary.get("significance") or {}
+    if sig.get("significant") is True:
+        lines.append(f" The difference is significant (Welch's t-test p = {sig['p_value']:.3g}).")
+    elif sig.get("significant") is False:
+        lines.append(
+            f" <b>The difference is not significant</b> (Welch's t-test p = "
+            f"{sig['p_value']:.3g}): measure longer or with more repeats before relying on it."
+        )
+    if sig.get("ci_overlap"):
+        lines.append(" The two confidence intervals overlap.")
+    if summary.get("applied"):
+        lines.append(f" Applied through the guard: {html.escape(str(summary['applied']))}.")
+    elif summary.get("note"):
+        lines.append(f" {html.escape(str(summary['note']))}")
+    lines.append("</p>")
+    return "".join(parts) + "".join(lines)
 
 
 def write_report(
@@ -173,9 +230,8 @@ def write_report(
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}</style></head><body>",
         f"<h1>Tuning report: {html.escape(study.study_name)}</h1>",
-        "<h2>Summary</h2><pre>",
-        html.escape(json.dumps(summary, indent=2, default=str)),
-        "</pre><h2>Trials</h2>",
+        answer(summary),
+        "<h2>Trials</h2>",
         _table(study),
     ]
     first = True
@@ -188,7 +244,9 @@ def write_report(
             pio.to_html(fig, full_html=False, include_plotlyjs="inline" if first else False)
         )
         first = False
-    parts.append("</body></html>")
+    parts.append("<details><summary>The run's summary as JSON</summary><pre>")
+    parts.append(html.escape(json.dumps(summary, indent=2, default=str)))
+    parts.append("</pre></details></body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts), encoding="utf-8")
     return path

@@ -114,8 +114,33 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> dict[str, Any]:
     }
 
 
+def significance(best: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+    """Is the best config's re-measured objective really different from the default's?
+
+    Welch's t-test on the re-measurements (unequal variances: the two configs need not be
+    equally noisy) and whether the two 95 % confidence intervals overlap; overlapping CIs
+    are said aloud because that is how people read the numbers beside each other.
+    """
+    a, b = list(best.get("values") or []), list(default.get("values") or [])
+    ci_a, ci_b = best.get("ci"), default.get("ci")
+    overlap = None if not (ci_a and ci_b) else ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1]
+    if len(a) < 2 or len(b) < 2:
+        return {"p_value": None, "significant": None, "ci_overlap": overlap,
+                "note": "too few re-measurements to test"}  # fmt: skip
+    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
+        p_value = 0.0 if statistics.fmean(a) != statistics.fmean(b) else 1.0
+    else:
+        p_value = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    return {"p_value": p_value, "significant": p_value < 0.05, "ci_overlap": overlap}
+
+
 def worst_values(objective: str) -> tuple[float, ...]:
-    return {"goodput": (0.0,), "p99": (3_600_000.0,), "pareto": (0.0, 3_600_000.0)}[objective]
+    return {
+        "goodput": (0.0,),
+        "p99": (3_600_000.0,),
+        "pareto": (0.0, 3_600_000.0),
+        "capacity": (0.0,),
+    }[objective]
 
 
 def slo_name(spec: str, slos: Sequence[SLO]) -> str | None:

@@ -26,12 +26,12 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import optuna
 from sqlalchemy.orm import Session
 
@@ -54,11 +54,13 @@ from controlplane.store import tuning
 from controlplane.store.database import SessionFactory
 from controlplane.store.leases import Lease
 from tuner._measure import BackgroundLoad
+from tuner._measure import CapacityMeasurer
 from tuner._measure import LiveLoadMismatchError
 from tuner._measure import LiveMeasurer
 from tuner._measure import Measurement
 from tuner._measure import Measurer
 from tuner._measure import SyntheticMeasurer
+from tuner._measure import first_model
 from tuner._measure import goodput_threshold
 from tuner._measure import window_of
 from tuner._objective import Score
@@ -72,6 +74,7 @@ from tuner._results import describe
 from tuner._results import mean_ci
 from tuner._results import record_json
 from tuner._results import short_measurement
+from tuner._results import significance
 from tuner._results import slo_name
 from tuner._results import to_ms
 from tuner._results import worst_values
@@ -86,7 +89,23 @@ from tuner._study import opened_storage
 log = logging.getLogger("tuner")
 ACTOR = "tuner"
 TRIAL_REASON = "trial"
-LIVE_REFERENCE = "live_reference_rps"  # study attribute: the baseline's request rate
+
+
+@dataclass(frozen=True)
+class Switched:
+    """How a switch through the guard ended: no rollout at all (the engine served the
+    config already), or the rollout, its state and the guard's verdict; ``seen`` is what the
+    trial's own load measured on the new config until the guard's cut (a breach's numbers)."""
+
+    rollout_id: int | None = None
+    state: RolloutState | None = None
+    verdict: Mapping[str, Any] = field(default_factory=dict)
+    seen: Measurement | None = None
+
+    @property
+    def committed(self) -> bool:
+        """The engine serves the config now (no rollout was needed, or it committed)."""
+        return self.state is None or self.state is RolloutState.committed
 
 
 @dataclass(frozen=True)
@@ -115,6 +134,7 @@ class _Context:
     records: list[TrialRecord] = field(default_factory=list)
     measurer: Measurer | None = None
     synthetic: SyntheticMeasurer | None = None
+    warm_start: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Tuner:
@@ -185,13 +205,14 @@ class Tuner:
         except DomainError as exc:
             result = {"error": str(exc)}
             log.warning("tuning run %d failed: %s", run_id, exc)
+            result["restored"] = self._restore(ctx)
         except Exception as exc:
             result = {"error": f"internal error: {type(exc).__name__}: {exc}"}
             log.exception("tuning run %d crashed", run_id)
             raise
         finally:
             lease.stop()
-            if ctx.measurer is not None and isinstance(ctx.measurer, LiveMeasurer):
+            if ctx.measurer is not None:
                 ctx.measurer.close()
             adapter.close()
             result = {**result, "trials": [record_json(r) for r in ctx.records]}
@@ -235,11 +256,12 @@ class Tuner:
         study.set_user_attr("seed", spec.seed)
         study.set_user_attr("run_id", ctx.run_id)
         orphans = fail_orphaned_trials(study)
-        if isinstance(ctx.measurer, LiveMeasurer):
-            # A resumed live run judges its trials at the load its baseline was measured at.
-            ctx.measurer.reference_rps = study.user_attrs.get(LIVE_REFERENCE)
+        assert ctx.measurer is not None
+        ctx.measurer.resume(study.user_attrs)
         result = self._trials_and_confirm(ctx, study, space)
         result["orphaned_trials_failed"] = orphans
+        if ctx.warm_start:
+            result["warm_start"] = ctx.warm_start
         path = report_path(self._settings, ctx.study_name)
         try:
             write_report(path, study=study, slos=ctx.slos, summary=_summary(ctx, result))
@@ -257,6 +279,12 @@ class Tuner:
             params = space.params_of(spec.default_config)
             if params is not None:
                 study.enqueue_trial(params, user_attrs={"kind": "baseline"})
+            warm = self._warm_start(ctx, space, exclude=params)
+            for config in warm:
+                study.enqueue_trial(config, user_attrs={"kind": "warm"})
+            if warm:
+                ctx.warm_start = warm
+                self._emit(ctx, "phase", f"warm start: the previous best configs first: {warm}")
         self._emit(ctx, "phase", f"{space.size()} configs, budget {spec.trials} trials")
         unsafe = 0
         while finished < spec.trials and not ctx.stop.is_set():
@@ -273,7 +301,11 @@ class Tuner:
         best = best_config(study, spec)
         result["best"] = best
         if ctx.stop.is_set():
-            result["note"] = "stopped before the end: no re-measurement, nothing applied"
+            result["restored"] = self._restore(ctx)
+            result["note"] = (
+                "stopped before the end: no re-measurement, nothing applied; "
+                + _restored_note(result["restored"])
+            )
             return result
         if best is None:
             result["note"] = "no feasible config found"
@@ -307,17 +339,17 @@ class Tuner:
             switched = self._switch(ctx, params)
         except DomainError as exc:
             return failed(f"could not switch: {exc}")
-        rollout_id, state, verdict = switched
+        rollout_id = switched.rollout_id
         if rollout_id is not None:
             trial.set_user_attr("rollout_id", rollout_id)
-        if state is not None and state is not RolloutState.committed:
+        if not switched.committed:
+            assert switched.state is not None
+            verdict = switched.verdict
             unsafe = verdict.get("outcome") in ("breach", "quality")
-            if unsafe and state is RolloutState.rolled_back:
-                return self._breached(
-                    ctx, study, trial, kind, params, rollout_id, verdict, started
-                )
-            summary = verdict.get("summary") or state.value
-            return failed(f"rollout {rollout_id} {state.value}: {summary}", rollout_id)
+            if unsafe and switched.state is RolloutState.rolled_back:
+                return self._breached(ctx, study, trial, kind, params, switched, started)
+            summary = verdict.get("summary") or switched.state.value
+            return failed(f"rollout {rollout_id} {switched.state.value}: {summary}", rollout_id)
         try:
             assert ctx.measurer is not None
             m = ctx.measurer.measure(stop=ctx.stop)
@@ -326,12 +358,12 @@ class Tuner:
             return failed(f"engine failed mid-trial: {exc}", rollout_id)
         except LiveLoadMismatchError as exc:
             return failed(str(exc), rollout_id)
-        if kind == "baseline" and isinstance(ctx.measurer, LiveMeasurer):
-            reference = ctx.measurer.set_reference(m)
-            study.set_user_attr(LIVE_REFERENCE, reference)
-            self._emit(
-                ctx, "phase", f"live trials are judged at the baseline's {reference:.1f} req/s"
-            )
+        if kind == "baseline":
+            attrs, message = ctx.measurer.baseline_measured(m)
+            for name, value in attrs.items():
+                study.set_user_attr(name, value)
+            if message:
+                self._emit(ctx, "phase", message)
         s = score(m, ctx.slos, objective=ctx.spec.objective, margin=ctx.spec.margin)
         raw = [list(s.values)]
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
@@ -341,7 +373,8 @@ class Tuner:
         trial.set_user_attr("raw_values", list(s.values))
         trial.set_user_attr("measurements", len(raw))
         trial.set_user_attr("measurement", short_measurement(m))
-        for name, value in {**s.constraints, **quality_constraint(verdict, trial)}.items():
+        quality = quality_constraint(switched.verdict, trial)
+        for name, value in {**s.constraints, **quality}.items():
             trial.set_constraint(name, value)
         study.tell(trial, list(values))
         return TrialRecord(
@@ -350,6 +383,34 @@ class Tuner:
             rollout_id=rollout_id, duration_s=time.monotonic() - started,
         )  # fmt: skip
 
+    def _warm_start(
+        self, ctx: _Context, space: TuningSpace, *, exclude: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        """The best configs earlier finished runs on this engine found (newest first), and a
+        known-good config someone set by hand, restricted to this run's space: measured
+        right after the baseline, so a study on a tuned engine starts where the last ended.
+        """
+        found: list[dict[str, Any]] = []
+        keys = {config_key(exclude)} if exclude is not None else set()
+        with self._sessions() as session:
+            candidates: list[dict[str, Any]] = []
+            for run in tuning.list_runs(session, engine_id=ctx.engine_id, limit=50):
+                best = (run.result or {}).get("best") if run.id != ctx.run_id else None
+                if run.state == TuningRunState.done and isinstance(best, dict):
+                    candidates.append(dict(best.get("params") or {}))
+            lkg = configs.last_known_good(session, ctx.engine_id)
+            if lkg is not None:
+                candidates.append(dict(lkg.config))
+        for candidate in candidates:
+            params = space.params_of({**ctx.spec.default_config, **candidate})
+            if params is None or config_key(params) in keys:
+                continue
+            keys.add(config_key(params))
+            found.append(params)
+            if len(found) >= self._policy.warm_start_configs:
+                break
+        return found
+
     def _breached(
         self,
         ctx: _Context,
@@ -357,12 +418,11 @@ class Tuner:
         trial: optuna.Trial,
         kind: str,
         params: dict[str, Any],
-        rollout_id: int | None,
-        verdict: dict[str, Any],
+        switched: Switched,
         started: float,
     ) -> TrialRecord:
         """Rolled back for an SLO breach: infeasible, with the numbers seen before the cut."""
-        seen: Measurement | None = verdict.get("_measurement")
+        seen, verdict, rollout_id = switched.seen, switched.verdict, switched.rollout_id
         if seen is not None:
             s = score(seen, ctx.slos, objective=ctx.spec.objective, margin=ctx.spec.margin)
         else:
@@ -395,13 +455,19 @@ class Tuner:
     # -- switching configs through the guard ----------------------------------------------
 
     def _switch(
-        self, ctx: _Context, params: dict[str, Any], *, reason: str = TRIAL_REASON
-    ) -> tuple[int | None, RolloutState | None, dict[str, Any]]:
-        """Put the engine on ``params`` through a guarded rollout (none if it serves them)."""
+        self,
+        ctx: _Context,
+        params: dict[str, Any],
+        *,
+        reason: str = TRIAL_REASON,
+        stop: threading.Event | None = None,
+    ) -> Switched:
+        """Put the engine on ``params`` through a guarded rollout (none if it serves them).
+        ``stop`` ends the guard's bake early (default: the run's stop)."""
         current = ctx.adapter.current_config()
         changes = {k: v for k, v in params.items() if current.get(k) != v}
         if not changes:
-            return None, None, {}
+            return Switched()
         with self._sessions() as session, session.begin():
             engine = engines.get_engine(session, ctx.engine_id)
             plan = propose(
@@ -416,12 +482,15 @@ class Tuner:
             )
         assert plan.rollout_id is not None
         if plan.awaiting_approval:
-            return plan.rollout_id, RolloutState.pending, {"outcome": "awaiting_approval"}
-        load = BackgroundLoad(ctx.synthetic) if ctx.synthetic is not None else None
+            return Switched(
+                plan.rollout_id, RolloutState.pending, {"outcome": "awaiting_approval"}
+            )
+        bake_load = ctx.measurer.bake_load() if ctx.measurer is not None else ctx.synthetic
+        load = BackgroundLoad(bake_load) if bake_load is not None else None
         if load is not None:
             load.__enter__()
         try:
-            state = self._runner.execute(plan.rollout_id, stop=ctx.stop)
+            state = self._runner.execute(plan.rollout_id, stop=stop or ctx.stop)
         finally:
             if load is not None:
                 load.stop()
@@ -429,15 +498,16 @@ class Tuner:
             verdict = dict(
                 rollouts.get_rollout(session, plan.rollout_id).evidence.get("verdict", {})
             )
-        if load is not None and ctx.synthetic is not None and load.results:
+        seen = None
+        if load is not None and load.results:
             # The chunks after the guard's baseline ran on the new config until the cut.
             skip = math.ceil(self._settings.guard.baseline_s)
             chunks = load.results[skip:] or load.results[-1:]
             windows = tuple(
                 window_of(r, ctx.slos, goodput_slo_s=goodput_threshold(ctx.slos)) for r in chunks
             )
-            verdict["_measurement"] = Measurement(windows, stable=False, used=len(windows))
-        return plan.rollout_id, state, verdict
+            seen = Measurement(windows, stable=False, used=len(windows))
+        return Switched(plan.rollout_id, state, verdict, seen)
 
     def _back_to_lkg(self, ctx: _Context) -> None:
         with self._sessions() as session:
@@ -480,11 +550,14 @@ class Tuner:
         for label, config in order:
             apply_now = label == "best" and not manual and spec.apply_best
             reason = "tuner" if apply_now else TRIAL_REASON
-            rollout_id, state, verdict = self._switch(ctx, config, reason=reason)
+            switched = self._switch(ctx, config, reason=reason)
             if apply_now:
-                out["applied"] = applied_json(rollout_id, state, verdict)
-            if state is not None and state is not RolloutState.committed:
-                out["note"] = f"could not re-measure {label}: {verdict.get('summary', state)}"
+                out["applied"] = applied_json(
+                    switched.rollout_id, switched.state, dict(switched.verdict)
+                )
+            if not switched.committed:
+                why = switched.verdict.get("summary", switched.state)
+                out["note"] = f"could not re-measure {label}: {why}"
                 return out
             for _ in range(spec.repeats):
                 try:
@@ -495,33 +568,103 @@ class Tuner:
                 value = score(m, ctx.slos, objective=spec.objective, margin=spec.margin)
                 samples[label].append(value.values[0])
         out["remeasured"] = {label: mean_ci(values) for label, values in samples.items()}
+        out["significance"] = significance(out["remeasured"]["best"], out["remeasured"]["default"])
         base = out["remeasured"]["default"]["mean"]
         tuned = out["remeasured"]["best"]["mean"]
         out["improvement"] = (
             (base / tuned if spec.objective == "p99" else tuned / base) if base and tuned else None
         )
+        if spec.objective == "capacity":
+            ratio = f"{tuned / base:.2f}x" if base else "the default sustains no rate tried"
+            out["headline"] = (
+                f"capacity within {', '.join(s.spec() for s in ctx.slos)}: "
+                f"{tuned:.1f} req/s tuned vs {base:.1f} req/s default ({ratio})"
+            )
         if manual and spec.apply_best:
-            rollout_id, state, verdict = self._switch(ctx, best, reason="tuner")
-            out["applied"] = applied_json(rollout_id, state, verdict)
+            switched = self._switch(ctx, best, reason="tuner")
+            out["applied"] = applied_json(
+                switched.rollout_id, switched.state, dict(switched.verdict)
+            )
         if "applied" in out:
             self._emit(ctx, "phase", f"best config through the guard: {out['applied']}")
         return out
 
+    # -- leaving the engine as the run found it ------------------------------------------
+
+    def _restore(self, ctx: _Context) -> dict[str, Any]:
+        """Back to the pre-study config through the guard, under the run's own load (the
+        guard needs traffic for a verdict). Its own stop: the run's is set by now."""
+        try:
+            if ctx.synthetic is None and ctx.spec.load_profile().mode != "live":
+                ctx.synthetic = self._synthetic(ctx)
+            switched = self._switch(ctx, dict(ctx.spec.default_config), stop=threading.Event())
+        except DomainError as exc:
+            log.warning("tuning run %d: engine not restored: %s", ctx.run_id, exc)
+            return {"restored": False, "error": str(exc)}
+        state = switched.state
+        if state is not None:
+            log.info("tuning run %d: pre-study config %s (rollout %s)", ctx.run_id,
+                     "restored" if switched.committed else state.value,
+                     switched.rollout_id)  # fmt: skip
+        return {
+            "restored": switched.committed,
+            "rollout_id": switched.rollout_id,
+            "state": None if state is None else state.value,
+            **({} if switched.committed else {"summary": str(switched.verdict.get("summary"))}),
+        }
+
+    def restore_pre_study(self, run_id: int) -> dict[str, Any]:
+        """Put the engine of a run that did not finish (an orphan a sweep found) back on the
+        config it served before the study, through the guard."""
+        with self._sessions() as session:
+            row = tuning.get_run(session, run_id)
+            target = engines.engine_target(engines.get_engine(session, row.engine_id))
+            spec = TuningSpec.from_json(row.spec)
+            engine_id, study_name = row.engine_id, row.study_name
+        adapter = self._adapter_factory(target)
+        ctx = _Context(
+            run_id=run_id,
+            engine_id=engine_id,
+            study_name=study_name,
+            spec=spec,
+            slos=spec.slo_objects(),
+            adapter=adapter,
+            base_url=target.url.rstrip("/"),
+            stop=threading.Event(),
+        )
+        try:
+            return self._restore(ctx)
+        finally:
+            adapter.close()
+
     # -- plumbing -------------------------------------------------------------------------
+
+    def _synthetic(self, ctx: _Context) -> SyntheticMeasurer:
+        profile = ctx.spec.load_profile()
+        return SyntheticMeasurer(
+            profile=profile,
+            base_url=ctx.base_url,
+            model=profile.model or first_model(ctx.base_url),
+            slos=ctx.slos,
+            policy=self._policy,
+            adapter=ctx.adapter,
+        )
 
     def _measurer(self, ctx: _Context) -> Measurer:
         profile = ctx.spec.load_profile()
         if profile.mode == "live":
             return LiveMeasurer(adapter=ctx.adapter, slos=ctx.slos, policy=self._policy)
-        model = profile.model or _first_model(ctx.base_url)
-        ctx.synthetic = SyntheticMeasurer(
-            profile=profile,
-            base_url=ctx.base_url,
-            model=model,
-            slos=ctx.slos,
-            policy=self._policy,
-            adapter=ctx.adapter,
-        )
+        ctx.synthetic = self._synthetic(ctx)
+        if ctx.spec.objective == "capacity":
+            start = profile.rate if profile.rate is not None else self._policy.capacity_start_rps
+            ctx.synthetic.set_rate(start)
+            return CapacityMeasurer(
+                ctx.synthetic,
+                slos=ctx.slos,
+                policy=self._policy,
+                margin=ctx.spec.margin,
+                start_rps=start,
+            )
         return ctx.synthetic
 
     def _emit(
@@ -554,6 +697,10 @@ def quality_constraint(verdict: dict[str, Any], trial: optuna.Trial) -> dict[str
     if verdict.get("outcome") == "quality":
         value = max(float(value), 1e-3)
     return {"quality": float(value)}
+def _restored_note(restored: dict[str, Any]) -> str:
+    if restored.get("restored"):
+        return "engine back on its pre-study config"
+    return f"engine NOT back on its pre-study config: {restored.get('error') or restored}"
 
 
 def _finished(study: optuna.Study) -> int:
@@ -572,14 +719,6 @@ def _summary(ctx: _Context, result: dict[str, Any]) -> dict[str, Any]:
         "default_config": ctx.spec.default_config,
         **{k: v for k, v in result.items() if k != "trials"},
     }
-
-
-def _first_model(base_url: str) -> str:
-    try:
-        body = httpx.get(f"{base_url}/v1/models", timeout=5).json()
-        return str(body["data"][0]["id"])
-    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise EngineUnreachableError(f"cannot list the engine's models: {exc}") from exc
 
 
 def report_path(settings: Settings, study_name: str) -> Path:

@@ -18,6 +18,7 @@ import optuna
 from sqlalchemy.orm import Session
 
 from controlplane.domain import ConflictError
+from controlplane.domain import DomainError
 from controlplane.domain import NotFoundError
 from controlplane.domain import TuningRunState
 from controlplane.schemas.tuning import TrialRead
@@ -33,9 +34,17 @@ log = logging.getLogger("tuner")
 
 
 def sweep_orphaned_runs(
-    sessions: SessionFactory, *, url: str, stale_after_s: float, actor: str = "tuner-sweep"
+    sessions: SessionFactory,
+    *,
+    url: str,
+    stale_after_s: float,
+    actor: str = "tuner-sweep",
+    tuner: Tuner | None = None,
 ) -> list[int]:
-    """Mark runs whose lease is stale ``interrupted`` and fail their RUNNING trials."""
+    """Mark runs whose lease is stale ``interrupted`` and fail their RUNNING trials; with a
+    ``tuner``, put each one's engine back on its pre-study config through the guard (the
+    dead process may have left it on a trial's config, which a next study would otherwise
+    take for its baseline)."""
     cutoff = utcnow() - timedelta(seconds=stale_after_s)
     with sessions() as session, session.begin():
         stale = [(r.id, r.study_name) for r in tuning.stale_runs(session, cutoff=cutoff)]
@@ -60,6 +69,13 @@ def sweep_orphaned_runs(
             except ConflictError:
                 continue  # it stamped its lease meanwhile, or another sweep won
         swept.append(run_id)
+        if tuner is not None:
+            try:
+                restored = tuner.restore_pre_study(run_id)
+            except DomainError as exc:
+                restored = {"restored": False, "error": str(exc)}
+            with sessions() as session, session.begin():
+                tuning.stamp(session, run_id, result={"restored": restored})
     return swept
 
 

@@ -59,6 +59,8 @@ class LoadSpec:
     extra_body: Mapping[str, Any] = field(default_factory=dict, hash=False)
     """Merged into every request body, e.g. ``{"ignore_eos": True}`` for fixed lengths."""
     api_key: str | None = None
+    prompts: tuple[str, ...] = ()
+    """Prompt texts sent in turn instead of generated ones (a shape still sets max_tokens)."""
 
     def __post_init__(self) -> None:
         if self.mode in ("constant", "poisson"):
@@ -174,6 +176,15 @@ class LoadResult:
     def ttft_p99(self) -> float | None:
         return percentile(self.ttfts, 99)
 
+    @property
+    def time_per_output_token(self) -> tuple[float, ...]:
+        """Streamed requests: (latency - TTFT) / (tokens - 1), the decode pace a user sees."""
+        return tuple(
+            (r.latency_s - r.ttft_s) / (r.completion_tokens - 1)
+            for r in self.records
+            if r.status == "ok" and r.ttft_s is not None and r.completion_tokens > 1
+        )
+
     def goodput(self, slo_s: float) -> float:
         """Requests per second that succeeded within ``slo_s``."""
         good = sum(1 for latency in self.latencies if latency <= slo_s)
@@ -218,7 +229,11 @@ class _Runner:
         shape = self.rng.choices(spec.shapes, weights=[s.weight for s in spec.shapes])[0]
         body: dict[str, Any] = {
             "model": spec.model,
-            "prompt": _prompt(shape.prompt_len, self.issued),
+            "prompt": (
+                spec.prompts[self.issued % len(spec.prompts)]
+                if spec.prompts
+                else _prompt(shape.prompt_len, self.issued)
+            ),
             "max_tokens": shape.max_tokens,
             "stream": spec.stream,
             **spec.extra_body,

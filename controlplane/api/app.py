@@ -18,6 +18,7 @@ from controlplane.api import collectors
 from controlplane.api import errors
 from controlplane.api import guard
 from controlplane.api import oncall
+from controlplane.api import loadtests
 from controlplane.api import scheduler
 from controlplane.api import schedules
 from controlplane.api import store_metrics
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, db_engine: Engine | None = None) -> FastAP
     store_metrics.install(app)
     guard.install(app)
     tuning.install(app)
+    loadtests.install(app)
     scheduler.install(app)
     schedules.install(app)
     oncall.install(app)
@@ -86,6 +88,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         collectors.lifespan(app),
         guard.lifespan(app),
         tuning.lifespan(app),
+        loadtests.lifespan(app),
         scheduler.lifespan(app),
     ):
         yield

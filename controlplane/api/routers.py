@@ -14,6 +14,7 @@ from controlplane.api.routes import health_watch
 from controlplane.api.routes import incidents
 from controlplane.api.routes import ingest
 from controlplane.api.routes import jobs
+from controlplane.api.routes import loadtests
 from controlplane.api.routes import me
 from controlplane.api.routes import metrics
 from controlplane.api.routes import oncall
@@ -38,6 +39,7 @@ PROTECTED: tuple[APIRouter, ...] = (
     rollouts.router,
     slos.router,
     tuning.router,
+    loadtests.router,
     chaos.router,
     schedules.router,
     health_watch.router,

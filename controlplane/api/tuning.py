@@ -4,7 +4,10 @@ runs still going are stopped cleanly at shutdown."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -16,6 +19,17 @@ from tuner import TuningService
 from tuner import storage_url
 from tuner import sweep_orphaned_runs
 
+log = logging.getLogger("controlplane.api")
+
+
+def _restore_all(make: Callable[[], Tuner], run_ids: list[int]) -> None:
+    tuner = make()
+    for run_id in run_ids:
+        try:
+            tuner.restore_pre_study(run_id)
+        except Exception:  # noqa: BLE001 - one engine's failure must not skip the others
+            log.exception("tuning run %d: pre-study config not restored", run_id)
+
 
 def install(app: FastAPI) -> None:
     app.state.tuning = None
@@ -25,12 +39,6 @@ def install(app: FastAPI) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     url = storage_url(app.state.db_engine)
-    await run_in_threadpool(
-        sweep_orphaned_runs,
-        app.state.session_factory,
-        url=url,
-        stale_after_s=settings.tuner.stale_after_s,
-    )
 
     def make() -> Tuner:
         return Tuner(
@@ -39,6 +47,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings=settings,
             adapter_factory=app.state.adapter_factory,
         )
+
+    swept = await run_in_threadpool(
+        sweep_orphaned_runs,
+        app.state.session_factory,
+        url=url,
+        stale_after_s=settings.tuner.stale_after_s,
+    )
+    if swept:
+        # Their engines go back to their pre-study configs through the guard, which bakes:
+        # not something start-up waits for.
+        threading.Thread(
+            target=_restore_all, args=(make, swept), name="tuning-restore", daemon=True
+        ).start()
 
     service = TuningService(make)
     app.state.tuning = service

@@ -21,6 +21,7 @@ from controlplane.cli import health_watch
 from controlplane.cli import incidents
 from controlplane.cli import jobs
 from controlplane.cli import oncall
+from controlplane.cli import loadtest
 from controlplane.cli import prometheus
 from controlplane.cli import quality
 from controlplane.cli import rollouts
@@ -55,6 +56,8 @@ app.add_typer(dashboards.app, name="dashboards")
 app.command()(agent.agent)
 app.command("tune")(tune.tune)
 app.add_typer(tune.app, name="tuning")
+app.command("loadtest")(loadtest.loadtest)
+app.add_typer(loadtest.app, name="loadtests")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(alerts.app, name="alerts")

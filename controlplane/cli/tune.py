@@ -3,8 +3,9 @@ table of trials; ``cplane tuning list|show|stop|resume`` for runs started anywhe
 
 Everything that can be refused (bad SLO or load spec, budget < 1, unknown engine, engine
 busy with a rollout or another run) is refused before the run is recorded: one line on
-stderr, exit code 2. Ctrl-C stops after the current trial (the guard finishes or rolls back
-the rollout it is baking); ``cplane tuning resume`` carries on later.
+stderr, exit code 2. Ctrl-C or SIGTERM stops after the current trial (the guard finishes or
+rolls back the rollout it is baking) and puts the engine back on its pre-study config
+through the guard; ``cplane tuning resume`` carries on later.
 Exit codes: 0 done, 1 stopped or failed, 2 refused.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
 from typing import Annotated
 from typing import Any
@@ -55,7 +57,7 @@ console = Console(stderr=True)
 def tune(
     ctx: typer.Context,
     engine: Annotated[str, typer.Argument(help="Engine name or id.")],
-    objective: Annotated[str, typer.Option(help="goodput | p99 | pareto.")] = "goodput",
+    objective: Annotated[str, typer.Option(help="goodput | p99 | pareto | capacity.")] = "goodput",
     slo: Annotated[
         list[str] | None,
         typer.Option(help="Constraint, e.g. 'p99_ms<=300' (repeatable; default: the engine's)."),
@@ -189,8 +191,12 @@ def resume(
 def _sweep(c: CliContext) -> None:
     """Runs a crashed process left ``running`` are interrupted first (their trials failed)."""
     sessions = make_session_factory(c.engine())
+    url = storage_url(c.engine())
     swept = sweep_orphaned_runs(
-        sessions, url=storage_url(c.engine()), stale_after_s=c.settings.tuner.stale_after_s
+        sessions,
+        url=url,
+        stale_after_s=c.settings.tuner.stale_after_s,
+        tuner=Tuner(session_factory=sessions, storage_url=url, settings=c.settings),
     )
     for run_id in swept:
         console.print(f"tuning run {run_id} was orphaned: interrupted, its running trials failed")
@@ -217,18 +223,7 @@ def follow(c: CliContext, run_id: int, *, as_json: bool) -> int:
     records: list[TrialRecord] = []
 
     def render() -> Table:
-        table = Table("#", "kind", "params", "outcome", "goodput/s", "p99 ms", "rollout", box=None)
-        for r in records[-15:]:
-            table.add_row(
-                str(r.number), r.kind, json.dumps(r.params), r.outcome,
-                "" if r.goodput is None else f"{r.goodput:.1f}",
-                "" if r.p99_ms is None else f"{r.p99_ms:.0f}",
-                "" if r.rollout_id is None else str(r.rollout_id),
-            )  # fmt: skip
-        grid = Table.grid()
-        grid.add_row(progress)
-        grid.add_row(table)
-        return grid
+        return _progress_view(progress, records)
 
     live = Live(render(), console=console, refresh_per_second=4, transient=False)
 
@@ -254,16 +249,26 @@ def follow(c: CliContext, run_id: int, *, as_json: bool) -> int:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
             errors.append(exc)
 
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (a service manager, a CI timeout) is a Ctrl-C
+
     worker = threading.Thread(target=work, name=f"tuning-{run_id}")
-    with live:
-        worker.start()
-        try:
-            while worker.is_alive():
-                worker.join(0.25)
-        except KeyboardInterrupt:
-            console.print("interrupted: stopping after the current trial")
-            stop_event.set()
-            worker.join()
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with live:
+            worker.start()
+            try:
+                while worker.is_alive():
+                    worker.join(0.25)
+            except KeyboardInterrupt:
+                console.print(
+                    "interrupted: stopping after the current trial, then back to the "
+                    "pre-study config through the guard"
+                )
+                stop_event.set()
+                worker.join()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if errors:
         raise errors[0]
     with sessions() as session:
@@ -274,6 +279,28 @@ def follow(c: CliContext, run_id: int, *, as_json: bool) -> int:
     else:
         _summary(run_id, state, result)
     return 0 if state == "done" else 1
+
+
+def trial_table(records: list[TrialRecord]) -> Table:
+    """One column per knob, so a trial is one line in an 80-column terminal."""
+    knobs = sorted({k for r in records for k in r.params})
+    value = "capacity/s" if any(r.values and r.goodput is None for r in records) else "value"
+    table = Table("#", "kind", *knobs, "outcome", value, "goodput/s", "p99 ms", box=None)
+    for r in records:
+        table.add_row(
+            str(r.number), r.kind, *(str(r.params.get(k, "")) for k in knobs), r.outcome,
+            "" if not r.values else f"{r.values[0]:.1f}",
+            "" if r.goodput is None else f"{r.goodput:.1f}",
+            "" if r.p99_ms is None else f"{r.p99_ms:.0f}",
+        )  # fmt: skip
+    return table
+
+
+def _progress_view(progress: Progress, records: list[TrialRecord]) -> Table:
+    grid = Table.grid()
+    grid.add_row(progress)
+    grid.add_row(trial_table(records[-15:]))
+    return grid
 
 
 def _summary(run_id: int, state: str, result: dict[str, Any]) -> None:
@@ -291,7 +318,15 @@ def _summary(run_id: int, state: str, result: dict[str, Any]) -> None:
             ci = r.get("ci")
             span = f" (95% CI {ci[0]:.1f}..{ci[1]:.1f})" if ci else ""
             out.print(f"{label}: {r['mean']:.2f}{span} over {r['n']} re-measurements")
-    if result.get("improvement"):
+    sig = result.get("significance") or {}
+    if sig.get("significant") is False:
+        out.print(f"not significant: Welch's t-test p = {sig['p_value']:.3g}; CIs overlap: "
+                  f"{'yes' if sig.get('ci_overlap') else 'no'}")  # fmt: skip
+    elif sig.get("significant") is True:
+        out.print(f"significant: Welch's t-test p = {sig['p_value']:.3g}")
+    if result.get("headline"):
+        out.print(result["headline"])
+    elif result.get("improvement"):
         out.print(f"improvement: {result['improvement']:.2f}x")
     if result.get("applied"):
         out.print(f"applied through the guard: {result['applied']}")

@@ -23,6 +23,7 @@ from controlplane.domain.errors import StoreUnavailableError
 from controlplane.domain.errors import UnauthenticatedError
 from controlplane.domain.errors import ValidationError
 from controlplane.domain.lifecycle import Lifecycle
+from controlplane.domain.loadtest import LoadTestState
 from controlplane.domain.redact import redact_url
 from controlplane.domain.redact import redact_urls_in
 from controlplane.domain.roles import Role
@@ -57,6 +58,7 @@ __all__ = [
     "JobRunState",
     "JobScope",
     "Lifecycle",
+    "LoadTestState",
     "MetricMap",
     "MetricSource",
     "Series",

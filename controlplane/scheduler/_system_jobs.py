@@ -40,6 +40,7 @@ from controlplane.settings import SchedulerSettings
 from controlplane.store import jobs
 from controlplane.store import samples
 from controlplane.store import ui_sessions
+from tuner import Tuner
 from tuner import storage_url
 from tuner import sweep_orphaned_runs
 
@@ -81,6 +82,12 @@ def _sweep_tuning(service: SchedulerService, firing: Firing) -> dict[str, Any]:
         url=storage_url(service.db_engine),
         stale_after_s=service.settings.tuner.stale_after_s,
         actor="scheduler",
+        tuner=Tuner(
+            session_factory=firing.sessions,
+            storage_url=storage_url(service.db_engine),
+            settings=service.settings,
+            adapter_factory=service.adapter_factory,
+        ),
     )
     return {"interrupted": len(swept), "run_ids": swept}
 

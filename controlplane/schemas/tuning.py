@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import field_validator
+from pydantic import model_validator
 
 from controlplane.domain import ValidationError
 from controlplane.domain import parse_slo
@@ -25,7 +26,7 @@ from controlplane.domain.quality import parse_quality
 from controlplane.schemas.base import InputModel
 from controlplane.schemas.base import ReadModel
 
-Objective = Literal["goodput", "p99", "pareto"]
+Objective = Literal["goodput", "p99", "pareto", "capacity"]
 SamplerName = Literal["auto", "tpe", "gp", "grid", "random"]
 LoadMode = Literal["constant", "poisson", "closed", "live"]
 
@@ -120,6 +121,18 @@ def parse_load(text: str) -> LoadProfile:
         raise ValidationError(f"cannot parse load {text!r}: {_LOAD_HELP}", field="load") from exc
 
 
+def parse_shapes(text: str) -> tuple[RequestMix, ...]:
+    """A prompt / output length mix ``32x16+256x64``; refused on field ``shapes``."""
+    try:
+        return tuple(_shape(s) for s in text.split("+"))
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(
+            f"cannot parse shapes {text!r}: expected PROMPTxOUTPUT[+PROMPTxOUTPUT...], "
+            "e.g. '32x16+256x64'",
+            field="shapes",
+        ) from exc
+
+
 def _shape(text: str) -> RequestMix:
     prompt, sep, tokens = text.strip().lower().partition("x")
     if not sep:
@@ -133,7 +146,9 @@ class TuningCreate(InputModel):
     objective: Objective = Field(
         "goodput",
         description="goodput: requests/s meeting the SLO (maximise); p99: latency at the "
-        "load (minimise); pareto: throughput and p99 together, a Pareto front.",
+        "load (minimise); pareto: throughput and p99 together, a Pareto front; capacity: the "
+        "highest request rate sustained within the SLO, found by a rate search per trial "
+        "(needs a latency SLO in `slo`).",
     )
     slo: list[str] = Field(
         default_factory=list,
@@ -176,6 +191,22 @@ class TuningCreate(InputModel):
             return parse_load(value).spec()
         except ValidationError as exc:
             raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _capacity_needs(self) -> TuningCreate:
+        if self.objective != "capacity":
+            return self
+        if not any(parse_slo(s).kind in ("latency", "ttft") for s in self.slo):
+            raise ValueError(
+                "slo: the capacity objective needs a latency SLO to hold the rate within, "
+                "e.g. --slo 'p99_ms<=300'"
+            )
+        if parse_load(self.load).mode == "live":
+            raise ValueError(
+                "load: the capacity objective sends its own rates; live traffic cannot be "
+                "stepped up (use e.g. 'rate=20' as the first rate tried)"
+            )
+        return self
 
     def load_profile(self) -> LoadProfile:
         return parse_load(self.load)

@@ -700,3 +700,52 @@ class QualityReferenceRow(Timestamped, Base):
     top_k: Mapped[int] = mapped_column(Integer)
     answers: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
     recorded_by: Mapped[str] = mapped_column(String(128))
+class LoadTestRow(Timestamped, Base):
+    """One load test: the sweep asked for, where it stands, and its answer (knee, saturation,
+    the regression gate's verdict). ``updated`` is its lease, stamped while it runs."""
+
+    __tablename__ = "load_tests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engine_id: Mapped[int] = mapped_column(
+        ForeignKey("engines.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    kind: Mapped[str] = mapped_column(String(16))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    actor: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class LoadTestStepRow(Base):
+    """One step of a sweep: the offered load and what the engine did under it (the mean of
+    the windows the stability rule accepted; latencies in milliseconds)."""
+
+    __tablename__ = "load_test_steps"
+    __table_args__ = (UniqueConstraint("load_test_id", "index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    load_test_id: Mapped[int] = mapped_column(ForeignKey("load_tests.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    offered: Mapped[float] = mapped_column(Float)
+    throughput_rps: Mapped[float] = mapped_column(Float)
+    output_tokens_per_s: Mapped[float] = mapped_column(Float)
+    p50_ms: Mapped[float | None] = mapped_column(Float)
+    p90_ms: Mapped[float | None] = mapped_column(Float)
+    p99_ms: Mapped[float | None] = mapped_column(Float)
+    ttft_p50_ms: Mapped[float | None] = mapped_column(Float)
+    ttft_p99_ms: Mapped[float | None] = mapped_column(Float)
+    tpot_ms: Mapped[float | None] = mapped_column(Float)
+    requests: Mapped[int] = mapped_column(Integer)
+    errors: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+    error_rate: Mapped[float] = mapped_column(Float)
+    meets_slo: Mapped[bool] = mapped_column(Boolean)
+    stable: Mapped[bool] = mapped_column(Boolean)
+    windows: Mapped[int] = mapped_column(Integer)
+    throughput_noise: Mapped[float] = mapped_column(Float)
+    p99_noise: Mapped[float] = mapped_column(Float)
+    duration_s: Mapped[float] = mapped_column(Float)
+    created: Mapped[datetime] = mapped_column(default=utcnow)

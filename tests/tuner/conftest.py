@@ -112,6 +112,28 @@ def poor_engine(tmp_path: Path) -> Iterator[RunningEngine]:
     engine.stop()
 
 
+@pytest.fixture(scope="session")
+def _serial_engine_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
+    engine = start_engine(tmp_path_factory.mktemp("serial"), "--batch-size", "1")
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture
+def serial_engine(_serial_engine_process: RunningEngine) -> RunningEngine:
+    """One real engine for the session, put back on batch 1 (requests served one at a time,
+    a poor default with a known curve) before each test that uses it."""
+    engine = _serial_engine_process
+    target = EngineTarget("ref", "reference", engine.url, admin_token=engine.admin_token)
+    adapter = adapter_for(target)
+    try:
+        if adapter.current_config().get("max_batch_size") != 1:
+            adapter.apply({"max_batch_size": 1})
+    finally:
+        adapter.close()
+    return engine
+
+
 def start_on(
     sessions: SessionFactory, settings: Settings, engine: RunningEngine, **request: Any
 ) -> TuningRunRow:

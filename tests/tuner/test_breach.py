@@ -18,6 +18,7 @@ from controlplane.store.database import SessionFactory
 from tests.tuner.conftest import register
 from tests.tuner.conftest import start
 from tuner import Measurement
+from tuner import Switched
 from tuner import Tuner
 from tuner import Window
 from tuner import opened_storage
@@ -45,6 +46,18 @@ class _Measurer:
         w = Window(1.0, 50, 10.0 * b, 10.0 * b, 0.05, 0.1, {"p99": 0.1}, 0.0)
         return Measurement((w, w, w), stable=True, used=3)
 
+    def baseline_measured(self, m: Measurement) -> tuple[dict[str, Any], str | None]:
+        return {}, None
+
+    def resume(self, attrs: Any) -> None:
+        return None
+
+    def bake_load(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
 
 class _StubbedGuard(Tuner):
     """Batch 4 breaches the SLO during its bake; other switches commit."""
@@ -52,9 +65,11 @@ class _StubbedGuard(Tuner):
     def _measurer(self, ctx: Any) -> Any:
         return _Measurer()
 
-    def _switch(self, ctx: Any, params: dict[str, Any], *, reason: str = "trial") -> Any:
+    def _switch(
+        self, ctx: Any, params: dict[str, Any], *, reason: str = "trial", stop: Any = None
+    ) -> Switched:
         if params == _Engine.config:
-            return None, None, {}
+            return Switched()
         if params.get("max_batch_size") == 4:
             verdict = {
                 "outcome": "breach",
@@ -62,9 +77,9 @@ class _StubbedGuard(Tuner):
                 "quantile_s": 0.9,
                 "summary": "p99_ms<=300 breached: 40 of 60 requests violated",
             }
-            return 41, RolloutState.rolled_back, verdict
+            return Switched(41, RolloutState.rolled_back, verdict)
         _Engine.config = dict(params)
-        return 42, RolloutState.committed, {"outcome": "pass"}
+        return Switched(42, RolloutState.committed, {"outcome": "pass"})
 
 
 def test_a_breaching_trial_is_infeasible_and_never_wins(
@@ -103,10 +118,12 @@ class _ManualEngineGuard(_StubbedGuard):
 
     calls: list[tuple[int, str]] = []
 
-    def _switch(self, ctx: Any, params: dict[str, Any], *, reason: str = "trial") -> Any:
+    def _switch(
+        self, ctx: Any, params: dict[str, Any], *, reason: str = "trial", stop: Any = None
+    ) -> Switched:
         _ManualEngineGuard.calls.append((params["max_batch_size"], reason))
         if reason == "tuner":
-            return 43, RolloutState.pending, {"outcome": "awaiting_approval"}
+            return Switched(43, RolloutState.pending, {"outcome": "awaiting_approval"})
         return super()._switch(ctx, params, reason=reason)
 
 
