@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := controlplane collectors tuner engine
 # Debian packages the tests use; installed only when missing.
-SYSTEM_PACKAGES := postgresql prometheus prometheus-alertmanager nftables iproute2
+SYSTEM_PACKAGES := postgresql prometheus prometheus-alertmanager nftables iproute2 haproxy
 
 .PHONY: help
 help:

@@ -19,6 +19,7 @@ from controlplane.cli.ids import RolloutId
 from controlplane.cli.output import emit
 from controlplane.domain import RolloutState
 from controlplane.domain import ValidationError
+from controlplane.domain.canary import DEFAULT_PLAN
 from controlplane.engines import adapter_for
 from controlplane.guard import RolloutRunner
 from controlplane.guard import propose
@@ -54,6 +55,13 @@ def apply(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and print the plan.")
     ] = False,
+    canary: Annotated[
+        str | None,
+        typer.Option(
+            help="Go out as a canary on one replica: share:hold steps, e.g. "
+            f"'{DEFAULT_PLAN}' (engines with two or more replicas)."
+        ),
+    ] = None,
 ) -> None:
     """Change a live engine through the guard and follow the rollout to its end."""
     c = cli_context(ctx)
@@ -71,6 +79,7 @@ def apply(
                 actor=cli_actor(),
                 bake_s=bake_s,
                 dry_run=dry_run,
+                canary=canary,
             )
         finally:
             adapter.close()

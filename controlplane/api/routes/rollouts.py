@@ -50,6 +50,7 @@ def _start(
     who: str,
     bake_s: float,
     dry_run: bool,
+    canary: str | None = None,
 ) -> JSONResponse:
     with session.begin():
         row = engines.get_engine(session, engine)
@@ -64,6 +65,7 @@ def _start(
                 actor=who,
                 bake_s=bake_s,
                 dry_run=dry_run,
+                canary=canary,
             )
         finally:
             adapter.close()
@@ -97,6 +99,7 @@ def apply_change(
         who=actor(who),
         bake_s=body.bake_s or settings.guard.bake_s,
         dry_run=body.dry_run,
+        canary=body.canary,
     )
 
 

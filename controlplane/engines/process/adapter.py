@@ -64,6 +64,24 @@ class ProcessAdapter:
     def close(self) -> None:
         self._client.close()
 
+    # -- ReplicatedEngine: what a canary needs -----------------------------------------
+
+    @property
+    def replica_count(self) -> int:
+        return self.supervisor.spec.replicas
+
+    def replica_metrics_url(self, index: int) -> str:
+        return f"{self.supervisor.replica_url(index)}/metrics"
+
+    def replica_config(self, index: int) -> EngineConfig:
+        return self.supervisor.config(index)
+
+    def apply_replica(self, index: int, changes: Mapping[str, ConfigValue]) -> EngineConfig:
+        return self.supervisor.switch_replica(index, changes)
+
+    def set_traffic_share(self, index: int, share: float | None) -> float:
+        return self.supervisor.set_share(index, share)
+
 
 class VllmProcessAdapter(ProcessAdapter):
     metric_map: ClassVar[MetricMap] = VLLM_METRICS

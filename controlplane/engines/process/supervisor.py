@@ -190,6 +190,17 @@ class Supervisor:
             self.proxy.api.set_weight(TRAFFIC_BACKEND, proc.server, weight)
             self._weights[index] = weight
 
+    def set_share(self, index: int, share: float | None) -> float:
+        """Weights giving replica ``index`` ``share`` of the traffic; returns the share the
+        integer weights achieve."""
+        with self._lock:
+            weights = share_weights(self.spec.replicas, index, share)
+            for i, weight in enumerate(weights):
+                if weight != self._weights[i]:
+                    self.set_weight(i, weight)
+            total = sum(weights)
+            return weights[index] / total if total else 0.0
+
     def _switch(self, index: int, config: EngineConfig) -> None:
         old = self._replicas[index]
         new = self._start_process(config)
@@ -284,6 +295,24 @@ class Supervisor:
             time.sleep(0.02)
         api.remove_server(TRAFFIC_BACKEND, old.server)
         old.stop(self.spec.stop_timeout_s)
+
+
+def share_weights(replicas: int, index: int, share: float | None) -> list[int]:
+    """HAProxy weights (0..256) that send ``share`` of requests to ``index``, the rest evenly
+    to the others, at the finest resolution the weights allow."""
+    if share is None or replicas == 1:
+        return [FULL_WEIGHT] * replicas
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share must be between 0 and 1, got {share}")
+    if share >= 1.0:
+        return [FULL_WEIGHT if i == index else 0 for i in range(replicas)]
+    ratio = share / (1 - share) * (replicas - 1)  # this replica's weight over one other's
+    if ratio <= 1.0:
+        rest = FULL_WEIGHT
+        mine = max(1 if share > 0 else 0, round(ratio * FULL_WEIGHT))
+    else:
+        mine, rest = FULL_WEIGHT, max(1, round(FULL_WEIGHT / ratio))
+    return [mine if i == index else rest for i in range(replicas)]
 
 
 def _describe(config: Mapping[str, ConfigValue]) -> str:

@@ -80,11 +80,13 @@ def test_an_engine_without_a_supervisor_here_is_refused() -> None:
 
 
 def _load(url: str, seconds: float) -> LoadSpec:
+    # Open-loop arrivals, as real users send them (they keep coming during a switch); light
+    # enough that the new process's start-up is not starved of the machine's cores.
     return LoadSpec(
         base_url=url,
         model="tiny",
-        mode="closed",
-        concurrency=4,
+        mode="poisson",
+        rate=10.0,
         duration_s=seconds,
         shapes=(RequestShape(prompt_len=16, max_tokens=8),),
         timeout_s=30.0,
