@@ -25,12 +25,13 @@ from controlplane.engines.process import running
 from controlplane.engines.process.presets import preset_for
 from tests.controlplane.engines.contract import EngineAdapterContract
 from tests.fixtures.engines import ENGINE_BIN
+from tests.fixtures.engines import requires_haproxy
 from tuner.loadgen import LoadResult
 from tuner.loadgen import LoadSpec
 from tuner.loadgen import RequestShape
 from tuner.loadgen import run_load_sync
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, requires_haproxy]
 
 COMMAND = (ENGINE_BIN, "serve", "--model", "tiny")
 

@@ -33,6 +33,7 @@ from tests.controlplane.guard.conftest import FAST
 from tests.controlplane.guard.conftest import Load
 from tests.fixtures.db import SQLITE_ONLY
 from tests.fixtures.engines import ENGINE_BIN
+from tests.fixtures.engines import requires_haproxy
 from tuner.loadgen import LoadResult
 from tuner.loadgen import LoadSpec
 from tuner.loadgen import RequestShape
@@ -122,6 +123,7 @@ def _propose(sessions: SessionFactory, engine_id: int, changes: dict[str, Any], 
 
 @SQLITE_ONLY
 @pytest.mark.slow
+@requires_haproxy
 def test_a_harmless_canary_steps_up_and_goes_to_every_replica(
     sessions: SessionFactory, fleet: Supervisor
 ) -> None:
@@ -147,6 +149,7 @@ def test_a_harmless_canary_steps_up_and_goes_to_every_replica(
 
 @SQLITE_ONLY
 @pytest.mark.slow
+@requires_haproxy
 def test_a_slow_canary_is_stopped_at_one_percent(
     sessions: SessionFactory, fleet: Supervisor
 ) -> None:
