@@ -35,7 +35,7 @@ COLUMNS = ("id", "engine_id", "state", "reason", "actor", "created", "error")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _changes(pairs: list[str]) -> dict[str, str]:
+def parse_changes(pairs: list[str]) -> dict[str, str]:
     changes: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -74,7 +74,7 @@ def apply(
                 session,
                 engine=row,
                 adapter=adapter,
-                changes=_changes(changes),
+                changes=parse_changes(changes),
                 reason="manual",
                 actor=cli_actor(),
                 bake_s=bake_s,

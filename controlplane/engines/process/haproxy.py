@@ -37,6 +37,7 @@ class RuntimeApiError(EngineUnreachableError):
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port free now (bound, then released); the caller binds it soon after."""
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
@@ -155,7 +156,13 @@ class RuntimeApi:
 
 
 def render_config(
-    *, socket_path: Path, traffic_port: int, replica_ports: list[int], timeout_s: float
+    *,
+    socket_path: Path,
+    traffic_port: int,
+    replica_ports: list[int],
+    timeout_s: float,
+    listen_host: str = "127.0.0.1",
+    control_port: int | None = None,
 ) -> str:
     """The whole configuration; servers are added at run time, so it never changes."""
     lines = [
@@ -176,15 +183,28 @@ def render_config(
         "    retry-on conn-failure",
         "    option redispatch",
         "frontend traffic",
-        f"    bind 127.0.0.1:{traffic_port}",
+        f"    bind {listen_host}:{traffic_port}",
         f"    default_backend {TRAFFIC_BACKEND}",
         f"backend {TRAFFIC_BACKEND}",
         "    balance roundrobin",
     ]
+    if control_port is not None:
+        # The supervisor's control API (token-checked by the supervisor) shares the engine's
+        # URL, so an engine registered by that URL is changed where it is served.
+        lines.insert(
+            lines.index(f"    default_backend {TRAFFIC_BACKEND}"),
+            "    use_backend control if { path_beg /admin/ }",
+        )
+        # A change waits for a new engine process to start: minutes for a large model.
+        lines += [
+            "backend control",
+            "    timeout server 900s",
+            f"    server control 127.0.0.1:{control_port}",
+        ]
     for index, port in enumerate(replica_ports):
         lines += [
             f"frontend replica{index}",
-            f"    bind 127.0.0.1:{port}",
+            f"    bind {listen_host}:{port}",
             f"    default_backend r{index}",
             f"backend r{index}",
             # Parked on the discard port until the replica's first process is up.
@@ -197,7 +217,14 @@ class HAProxy:
     """One HAProxy process (``-db``: foreground, so it dies with its supervisor)."""
 
     def __init__(
-        self, workdir: Path, *, replicas: int, timeout_s: float = 120.0, binary: str = HAPROXY_BIN
+        self,
+        workdir: Path,
+        *,
+        replicas: int,
+        timeout_s: float = 120.0,
+        binary: str = HAPROXY_BIN,
+        listen_host: str = "127.0.0.1",
+        control_port: int | None = None,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -211,18 +238,25 @@ class HAProxy:
                 traffic_port=self.traffic_port,
                 replica_ports=self.replica_ports,
                 timeout_s=timeout_s,
+                listen_host=listen_host,
+                control_port=control_port,
             )
         )
+        self.listen_host = listen_host
         self.api = RuntimeApi(self.socket_path)
         self._binary = binary
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.traffic_port}"
+        return f"http://{self._public_host}:{self.traffic_port}"
 
     def replica_url(self, index: int) -> str:
-        return f"http://127.0.0.1:{self.replica_ports[index]}"
+        return f"http://{self._public_host}:{self.replica_ports[index]}"
+
+    @property
+    def _public_host(self) -> str:
+        return "127.0.0.1" if self.listen_host in ("0.0.0.0", "::") else self.listen_host
 
     def start(self, *, timeout_s: float = 10.0) -> None:
         check = subprocess.run(

@@ -26,13 +26,18 @@ def unregister(name: str) -> None:
         _running.pop(name, None)
 
 
+def is_running(name: str) -> bool:
+    with _lock:
+        return name in _running
+
+
 def supervisor_for(name: str) -> Supervisor:
     with _lock:
         supervisor = _running.get(name)
     if supervisor is None:
         raise ValidationError(
-            f"engine {name!r} is kind=process but no supervisor runs it in this process "
-            "(its processes are owned by whoever started them, e.g. cplane agent on its node)",
-            field="kind",
+            f"engine {name!r} is kind=process but no supervisor runs it in this process, and "
+            "it has no admin token to reach the one on its node (cplane engine supervise)",
+            field="admin_token",
         )
     return supervisor

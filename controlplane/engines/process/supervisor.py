@@ -59,6 +59,9 @@ class ProcessSpec:
     startup_timeout_s: float | None = None
     drain_timeout_s: float = 60.0
     stop_timeout_s: float = 15.0
+    listen_host: str = "127.0.0.1"
+    """Where the proxy's frontends listen (traffic, per-replica metrics); the engine
+    processes themselves always listen on loopback."""
 
 
 @dataclass
@@ -109,7 +112,13 @@ class Supervisor:
             {**self.preset.defaults(), **spec.config}
         )
         self.workdir = workdir
-        self.proxy = HAProxy(workdir / "proxy", replicas=spec.replicas)
+        self.control_port = free_port()
+        self.proxy = HAProxy(
+            workdir / "proxy",
+            replicas=spec.replicas,
+            listen_host=spec.listen_host,
+            control_port=self.control_port,
+        )
         self._replicas: list[EngineProcess | None] = [None] * spec.replicas
         self._weights = [FULL_WEIGHT] * spec.replicas
         self._lock = threading.RLock()
@@ -140,6 +149,13 @@ class Supervisor:
     @property
     def url(self) -> str:
         return self.proxy.url
+
+    @property
+    def replica_count(self) -> int:
+        return self.spec.replicas
+
+    def weights(self) -> list[int]:
+        return list(self._weights)
 
     def replica_url(self, index: int) -> str:
         return self.proxy.replica_url(index)

@@ -15,13 +15,16 @@ import pytest
 
 from controlplane.domain import EngineRejectedError
 from controlplane.domain import EngineTarget
+from controlplane.domain import EngineUnreachableError
 from controlplane.domain import ValidationError
 from controlplane.engines import adapter_for
 from controlplane.engines.base import EngineAdapter
+from controlplane.engines.base import ReplicatedEngine
 from controlplane.engines.process import ProcessAdapter
 from controlplane.engines.process import ProcessSpec
 from controlplane.engines.process import Supervisor
 from controlplane.engines.process import running
+from controlplane.engines.process.control import ControlServer
 from controlplane.engines.process.presets import preset_for
 from tests.controlplane.engines.contract import EngineAdapterContract
 from tests.fixtures.engines import ENGINE_BIN
@@ -36,14 +39,20 @@ pytestmark = [pytest.mark.slow, requires_haproxy]
 COMMAND = (ENGINE_BIN, "serve", "--model", "tiny")
 
 
+TOKEN = "control-token-0123456789"
+
+
 @pytest.fixture(scope="module")
 def supervisor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
     spec = ProcessSpec(name="proc", preset="reference", command=COMMAND)
     sup = Supervisor(spec, tmp_path_factory.mktemp("proc"))
     sup.start()
+    control = ControlServer(sup, token=TOKEN)
+    control.start()
     running.register(sup)
     yield sup
     running.unregister(spec.name)
+    control.stop()
     sup.stop()
 
 
@@ -78,6 +87,43 @@ def test_registry_builds_the_process_adapter(adapter: EngineAdapter) -> None:
 def test_an_engine_without_a_supervisor_here_is_refused() -> None:
     with pytest.raises(ValidationError, match="no supervisor runs it"):
         adapter_for(EngineTarget(name="elsewhere", kind="process", url="http://127.0.0.1:1"))
+
+
+def test_a_supervisor_on_another_node_is_driven_through_its_control_api(
+    supervisor: Supervisor, send_request: Callable[[], None]
+) -> None:
+    # Not registered in this process under this name: the adapter goes over HTTP, through
+    # the engine's own proxy, with the engine's admin token.
+    target = EngineTarget(name="remote", kind="process", url=supervisor.url, admin_token=TOKEN)
+    adapter = adapter_for(target)
+    try:
+        assert isinstance(adapter, ReplicatedEngine) and adapter.replica_count == 1
+        before = adapter.current_config()
+        assert before == supervisor.config(0)
+        target_batch = 2 if before["max_batch_size"] != 2 else 4
+        served = adapter.apply({"max_batch_size": target_batch})
+        assert served["max_batch_size"] == supervisor.config(0)["max_batch_size"] == target_batch
+        send_request()
+        with pytest.raises(ValidationError):
+            adapter.apply({"max_batch_size": 0})
+        assert adapter.set_traffic_share(0, None) == 1.0
+        assert adapter.replica_metrics_url(0) == f"{supervisor.replica_url(0)}/metrics"
+    finally:
+        adapter.close()
+
+
+def test_the_control_api_refuses_a_wrong_token(supervisor: Supervisor) -> None:
+    before = supervisor.config(0)
+    response = httpx.put(
+        f"{supervisor.url}/admin/config",
+        json={"changes": {"max_batch_size": 16}},
+        headers={"Authorization": "Bearer wrong-token-0123456789"},
+    )
+    assert response.status_code == 401
+    target = EngineTarget(name="remote", kind="process", url=supervisor.url, admin_token="nope")
+    with pytest.raises(EngineUnreachableError, match="HTTP 401"):
+        adapter_for(target)
+    assert supervisor.config(0) == before
 
 
 def _load(url: str, seconds: float) -> LoadSpec:
