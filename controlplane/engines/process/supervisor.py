@@ -122,6 +122,7 @@ class Supervisor:
         self._replicas: list[EngineProcess | None] = [None] * spec.replicas
         self._weights = [FULL_WEIGHT] * spec.replicas
         self._lock = threading.RLock()
+        self._stopping: list[threading.Thread] = []
         self._client = httpx.Client(timeout=httpx.Timeout(5.0, connect=1.0))
 
     # -- life cycle -------------------------------------------------------------------
@@ -137,6 +138,8 @@ class Supervisor:
 
     def stop(self) -> None:
         with self._lock:
+            for stopper in self._stopping:
+                stopper.join()
             for proc in self._replicas:
                 if proc is not None:
                     proc.stop(self.spec.stop_timeout_s)
@@ -310,7 +313,13 @@ class Supervisor:
                 break
             time.sleep(0.02)
         api.remove_server(TRAFFIC_BACKEND, old.server)
-        old.stop(self.spec.stop_timeout_s)
+        # Out of the proxy and idle: its shutdown (seconds for a large engine) need not hold
+        # up the change, which already serves. stop() waits for these.
+        stopper = threading.Thread(
+            target=old.stop, args=(self.spec.stop_timeout_s,), name=f"stop-{old.port}"
+        )
+        stopper.start()
+        self._stopping = [t for t in self._stopping if t.is_alive()] + [stopper]
 
 
 def share_weights(replicas: int, index: int, share: float | None) -> list[int]:
