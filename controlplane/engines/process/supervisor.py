@@ -112,6 +112,9 @@ class Supervisor:
             {**self.preset.defaults(), **spec.config}
         )
         self.workdir = workdir
+        # Engine logs may carry model paths and arguments: readable by this user only.
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        workdir.chmod(0o700)
         self.control_port = free_port()
         self.proxy = HAProxy(
             workdir / "proxy",
