@@ -27,6 +27,7 @@ from controlplane.cli import quality
 from controlplane.cli import rollouts
 from controlplane.cli import schedules
 from controlplane.cli import slos
+from controlplane.cli import supervise
 from controlplane.cli import tune
 from controlplane.cli import users
 from controlplane.cli.context import CliContext
@@ -45,6 +46,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 engines.app.command("apply")(rollouts.apply)
 engines.app.command("watch")(health_watch.watch)
+engines.app.command("supervise")(supervise.supervise)
 app.add_typer(engines.app, name="engine")
 app.add_typer(rollouts.app, name="rollout")
 app.add_typer(slos.app, name="slo")

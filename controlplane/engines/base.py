@@ -130,3 +130,32 @@ class EngineAdapter(Protocol):
     def close(self) -> None:
         """Release the HTTP client."""
         ...
+
+
+@runtime_checkable
+class ReplicatedEngine(Protocol):
+    """An engine served by several replicas behind a proxy the adapter drives: what a canary
+    rollout needs beyond :class:`EngineAdapter`. Replica indices run from 0 to
+    ``replica_count - 1``."""
+
+    @property
+    def replica_count(self) -> int: ...
+
+    def replica_metrics_url(self, index: int) -> str:
+        """One replica's own Prometheus endpoint (never a mix of replicas)."""
+        ...
+
+    def replica_config(self, index: int) -> EngineConfig:
+        """The configuration replica ``index`` serves now."""
+        ...
+
+    def apply_replica(self, index: int, changes: Mapping[str, ConfigValue]) -> EngineConfig:
+        """Change one replica's configuration; the others keep theirs. Same guarantees and
+        errors as :meth:`EngineAdapter.apply`."""
+        ...
+
+    def set_traffic_share(self, index: int, share: float | None) -> float:
+        """Send ``share`` (0 to 1) of all requests to replica ``index`` and spread the rest
+        evenly over the others; ``None`` makes every replica equal again. In-flight requests
+        finish where they are. Returns the share the proxy's integer weights achieve."""
+        ...

@@ -28,12 +28,18 @@ from controlplane.domain import RolloutState
 from controlplane.domain import ValidationError
 from controlplane.domain.quality import QualitySpec
 from controlplane.domain.quality import parse_quality
+from controlplane.domain.canary import CanaryStep
+from controlplane.domain.canary import parse_canary_plan
 from controlplane.domain.windows import Snapshot
 from controlplane.domain.windows import Window
 from controlplane.domain.windows import violations
 from controlplane.engines import adapter_for
 from controlplane.engines.base import EngineAdapter
 from controlplane.guard import quality as quality_probe
+from controlplane.guard.canary import CanaryBake
+from controlplane.guard.canary import CanaryVerdict
+from controlplane.guard.canary import replicated
+from controlplane.guard.canary import stand_down
 from controlplane.guard.events import EventBus
 from controlplane.guard.events import GuardEvent
 from controlplane.guard.probe import MetricsProbe
@@ -77,6 +83,7 @@ class _Plan:
     reason: str = ""
     quality: QualitySpec | None = None
     reference: quality_store.QualityReference | None = None
+    canary: tuple[CanaryStep, ...] = ()
 
 
 @dataclass
@@ -143,6 +150,8 @@ class RolloutRunner:
     ) -> RolloutState:
         if plan.reason == HEALTH_REASON:
             return self._restore(plan, adapter)
+        if plan.canary:
+            return self._run_canary(plan, adapter, stop)
         baseline = self._baseline(plan, probe, stop)
         self._move(plan, RolloutState.applying, evidence={"baseline": baseline["evidence"]})
         started = self._clock()
@@ -369,6 +378,101 @@ class RolloutRunner:
         outcome = _Outcome("pass", summary, float(restore["duration_s"]))
         return self._commit(plan, outcome, {"restore": restore, "verdict": _verdict_json(outcome)})
 
+    def _run_canary(
+        self, plan: _Plan, adapter: EngineAdapter, stop: threading.Event
+    ) -> RolloutState:
+        """The new config on one replica, its share stepped up on the plan (canary.py)."""
+        engine = replicated(adapter)
+        if engine is None:
+            error = "a canary needs an engine with two or more replicas behind its proxy"
+            refused: dict[str, Any] = {"verdict": {"outcome": "refused", "summary": error}}
+            self._move(plan, RolloutState.failed, evidence=refused, error=error)
+            self._emit(plan, "rollout.failed", error, refused)
+            return RolloutState.failed
+        canary = engine.replica_count - 1
+        steps_spec = [s.spec() for s in plan.canary]
+
+        def canary_evidence(steps: list[dict[str, Any]]) -> dict[str, Any]:
+            return {"canary": {"replica": canary, "plan": steps_spec, "steps": steps}}
+
+        self._move(plan, RolloutState.applying, evidence=canary_evidence([]))
+        started = self._clock()
+        try:
+            engine.set_traffic_share(canary, 0.0)
+            served = engine.apply_replica(canary, plan.changes)
+        except DomainError as exc:
+            restore = stand_down(engine, canary, plan.from_config, clock=self._clock)
+            error = f"the canary replica did not take the config: {exc}"
+            failed: dict[str, Any] = {
+                "verdict": {"outcome": "refused", "summary": error},
+                "rollback": restore,
+            }
+            self._move(plan, RolloutState.failed, evidence=failed, error=error)
+            self._emit(plan, "rollout.failed", error, failed)
+            return RolloutState.failed
+        self._move(
+            plan,
+            RolloutState.baking,
+            evidence={"served_config": served, "apply_s": round(self._clock() - started, 3)},
+        )
+
+        def record(steps: list[dict[str, Any]]) -> None:
+            with self._sessions() as session, session.begin():
+                try:
+                    rollouts.add_evidence(
+                        session, plan.rollout_id, canary_evidence(steps), state=RolloutState.baking
+                    )
+                except ConflictError as exc:
+                    raise RolloutAborted(str(exc)) from exc
+
+        bake = CanaryBake(
+            engine,
+            adapter,
+            slos=plan.slos,
+            policy=self._policy,
+            clock=self._clock,
+            wait=self._wait,
+            record=record,
+        )
+        try:
+            verdict = bake.run(plan.canary, stop)
+        finally:
+            bake.close()
+        at_s = self._clock() - started
+        evidence: dict[str, Any] = canary_evidence(verdict.steps)
+        if verdict.outcome == "operator":
+            summary = f"rollback requested by {self._rollback_requested(plan.rollout_id)}"
+            verdict = CanaryVerdict("operator", summary, verdict.steps)
+        if verdict.outcome == "pass":
+            try:
+                served = adapter.apply(plan.changes)
+                engine.set_traffic_share(canary, None)
+            except DomainError as exc:
+                outcome = _Outcome(
+                    "unreachable", f"promoting to every replica failed: {exc}", at_s
+                )
+                restore = stand_down(engine, canary, plan.from_config, clock=self._clock)
+                evidence.update(verdict=_verdict_json(outcome), rollback=restore)
+                self._move(plan, RolloutState.failed, evidence=evidence, error=outcome.summary)
+                self._emit(plan, "rollout.failed", outcome.summary, evidence)
+                return RolloutState.failed
+            outcome = _Outcome("pass", verdict.summary, at_s)
+            evidence.update(served_config=served, verdict=_verdict_json(outcome))
+            return self._commit(plan, outcome, evidence)
+        restore = stand_down(
+            engine, canary, plan.from_config, clock=self._clock, breach_at=verdict.breach_at
+        )
+        outcome = _Outcome(verdict.outcome, verdict.summary, at_s)
+        evidence.update(verdict=_verdict_json(outcome), rollback=restore)
+        if restore.get("restored"):
+            self._move(plan, RolloutState.rolled_back, evidence=evidence)
+            self._emit(plan, "rollout.rolled_back", outcome.summary, evidence)
+            return RolloutState.rolled_back
+        error = f"{outcome.summary}; {restore.get('error', 'restore failed')}"
+        self._move(plan, RolloutState.failed, evidence=evidence, error=error)
+        self._emit(plan, "rollout.failed", error, evidence)
+        return RolloutState.failed
+
     # -- endings --------------------------------------------------------------------------
 
     def _commit(self, plan: _Plan, outcome: _Outcome, evidence: dict[str, Any]) -> RolloutState:
@@ -461,6 +565,9 @@ class RolloutRunner:
                 reason=row.reason,
                 quality=quality,
                 reference=reference,
+                canary=parse_canary_plan(evidence["canary_plan"])
+                if evidence.get("canary_plan")
+                else (),
             )
 
     def _move(

@@ -50,6 +50,7 @@ def _start(
     who: str,
     bake_s: float,
     dry_run: bool,
+    canary: str | None = None,
 ) -> JSONResponse:
     plan = start_change(
         request,
@@ -91,6 +92,7 @@ def start_change(
                 actor=who,
                 bake_s=bake_s,
                 dry_run=dry_run,
+                canary=canary,
             )
         finally:
             adapter.close()
@@ -123,6 +125,7 @@ def apply_change(
         who=actor(who),
         bake_s=body.bake_s or settings.guard.bake_s,
         dry_run=body.dry_run,
+        canary=body.canary,
     )
 
 
