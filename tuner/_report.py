@@ -161,6 +161,8 @@ def _quality(probed: Any) -> str:
         f"agreement {probed.get('agreement')}, exact {probed.get('exact')}, kl "
         f"{probed.get('kl')}, {probed.get('diverged')} diverged: {verdict} {probed.get('spec')}"
     )
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, int | float) else html.escape(str(value))
 

@@ -679,7 +679,7 @@ class Tuner:
             log.exception("progress callback failed")
 
 
-def quality_constraint(verdict: dict[str, Any], trial: optuna.Trial) -> dict[str, float]:
+def quality_constraint(verdict: Mapping[str, Any], trial: optuna.Trial) -> dict[str, float]:
     """The constraint hook of the quality spec: the guard's probe verdict (when the trial's
     change was probed) as ``quality`` (<= 0 feasible). A rollback for quality is a positive
     value, so the config is infeasible and never the best. The trial keeps the measures for
@@ -697,6 +697,8 @@ def quality_constraint(verdict: dict[str, Any], trial: optuna.Trial) -> dict[str
     if verdict.get("outcome") == "quality":
         value = max(float(value), 1e-3)
     return {"quality": float(value)}
+
+
 def _restored_note(restored: dict[str, Any]) -> str:
     if restored.get("restored"):
         return "engine back on its pre-study config"

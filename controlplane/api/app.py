@@ -17,8 +17,8 @@ from controlplane.api import auth_failures
 from controlplane.api import collectors
 from controlplane.api import errors
 from controlplane.api import guard
-from controlplane.api import oncall
 from controlplane.api import loadtests
+from controlplane.api import oncall
 from controlplane.api import scheduler
 from controlplane.api import schedules
 from controlplane.api import store_metrics

@@ -20,8 +20,8 @@ from controlplane.cli import engines
 from controlplane.cli import health_watch
 from controlplane.cli import incidents
 from controlplane.cli import jobs
-from controlplane.cli import oncall
 from controlplane.cli import loadtest
+from controlplane.cli import oncall
 from controlplane.cli import prometheus
 from controlplane.cli import quality
 from controlplane.cli import rollouts

@@ -25,6 +25,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 from typing import ClassVar
 from urllib.parse import urlsplit
@@ -45,6 +46,9 @@ from controlplane.domain import MetricSource
 from controlplane.domain import SearchSpace
 from controlplane.domain import Series
 from controlplane.domain import ValidationError
+from controlplane.domain.quality import GreedyAnswer
+from controlplane.domain.quality import PositionScore
+from controlplane.domain.quality import QualityMeasure
 
 DEFAULT_METRICS_PORT = 8002
 LOAD_TIMEOUT_S = 300.0
@@ -95,6 +99,10 @@ def model_of(target: EngineTarget) -> tuple[str, str]:
 class TritonAdapter:
     kind: ClassVar[str] = "triton"
     metric_map: ClassVar[MetricMap] = TRITON_SERVER_METRICS
+    # Triton's inference protocol carries tensors, not text and token log-probabilities:
+    # the quality probe cannot judge it, and a quality spec for it is refused when set.
+    quality_measures: ClassVar[frozenset[QualityMeasure]] = frozenset()
+    quality_knobs: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, target: EngineTarget) -> None:
         self.target = target
@@ -184,6 +192,14 @@ class TritonAdapter:
                 detail = f"wrong shape: {name} is not finite"
                 return Health(ok=False, detail=detail, latency_s=latency)
         return Health(ok=True, detail="ok", latency_s=latency)
+
+    def greedy(self, prompt: str, *, max_tokens: int, timeout_s: float) -> GreedyAnswer:
+        raise EngineRejectedError(f"engine {self.target.name!r}: triton has no text completions")
+
+    def score(
+        self, tokens: Sequence[int], *, start: int, top_k: int, timeout_s: float
+    ) -> tuple[PositionScore, ...]:
+        raise EngineRejectedError(f"engine {self.target.name!r}: triton returns no logprobs")
 
     def close(self) -> None:
         self._client.close()

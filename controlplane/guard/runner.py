@@ -26,10 +26,10 @@ from controlplane.domain import EngineTarget
 from controlplane.domain import EngineUnreachableError
 from controlplane.domain import RolloutState
 from controlplane.domain import ValidationError
-from controlplane.domain.quality import QualitySpec
-from controlplane.domain.quality import parse_quality
 from controlplane.domain.canary import CanaryStep
 from controlplane.domain.canary import parse_canary_plan
+from controlplane.domain.quality import QualitySpec
+from controlplane.domain.quality import parse_quality
 from controlplane.domain.windows import Snapshot
 from controlplane.domain.windows import Window
 from controlplane.domain.windows import violations

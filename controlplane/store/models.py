@@ -671,6 +671,8 @@ class NotificationRow(Timestamped, Base):
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     step: Mapped[int | None] = mapped_column(Integer)
+
+
 class UiSessionRow(Base):
     """A signed-in browser: the cookie carries a secret, the store only its SHA-256. It ends
     at ``expires_at``, when revoked (sign-out), or with its user or the token it opened with."""
@@ -686,6 +688,8 @@ class UiSessionRow(Base):
     created: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
 class QualityReferenceRow(Timestamped, Base):
     """An engine's recorded reference answers: the probe set, the config they were recorded
     at, and per prompt the greedy answer and its scores. One row per engine; recording
@@ -700,6 +704,8 @@ class QualityReferenceRow(Timestamped, Base):
     top_k: Mapped[int] = mapped_column(Integer)
     answers: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
     recorded_by: Mapped[str] = mapped_column(String(128))
+
+
 class LoadTestRow(Timestamped, Base):
     """One load test: the sweep asked for, where it stands, and its answer (knee, saturation,
     the regression gate's verdict). ``updated`` is its lease, stamped while it runs."""

@@ -61,6 +61,7 @@ def _start(
         who=who,
         bake_s=bake_s,
         dry_run=dry_run,
+        canary=canary,
     )
     status = 200 if dry_run else 202
     return JSONResponse(plan.model_dump(mode="json"), status_code=status)
@@ -76,6 +77,7 @@ def start_change(
     who: str,
     bake_s: float,
     dry_run: bool,
+    canary: str | None = None,
 ) -> RolloutPlan:
     """Validate a change, record its rollout and hand it to the guard (the API's and the
     UI's one way to change an engine)."""

@@ -11,6 +11,7 @@ counters of two processes.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import ClassVar
 from typing import Protocol
 
@@ -18,10 +19,15 @@ import httpx
 
 from controlplane.domain import ConfigValue
 from controlplane.domain import EngineConfig
+from controlplane.domain import EngineRejectedError
 from controlplane.domain import EngineTarget
 from controlplane.domain import Health
 from controlplane.domain import MetricMap
 from controlplane.domain import SearchSpace
+from controlplane.domain.quality import GreedyAnswer
+from controlplane.domain.quality import PositionScore
+from controlplane.domain.quality import QualityMeasure
+from controlplane.engines import openai_logprobs
 from controlplane.engines.http import DEFAULT_TIMEOUT
 from controlplane.engines.http import ModelName
 from controlplane.engines.http import check_completion
@@ -60,6 +66,10 @@ class Fleet(Protocol):
 class ProcessAdapter:
     kind: ClassVar[str] = "process"
     metric_map: ClassVar[MetricMap] = REFERENCE_METRICS
+    # The reference engine and vLLM score text through /v1/completions with echo, logprobs
+    # and token ids (openai_logprobs); the presets of engines without that API clear these.
+    quality_measures: ClassVar[frozenset[QualityMeasure]] = frozenset({"exact", "agreement", "kl"})
+    quality_knobs: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, target: EngineTarget, supervisor: Fleet) -> None:
         self.target = target
@@ -86,6 +96,33 @@ class ProcessAdapter:
 
     def check_inference(self, timeout_s: float) -> Health:
         return check_completion(self._client, timeout_s=timeout_s, model=self._model)
+
+    def greedy(self, prompt: str, *, max_tokens: int, timeout_s: float) -> GreedyAnswer:
+        if not self.quality_measures:
+            raise EngineRejectedError(f"engine {self.target.name!r}: no quality probe for it")
+        return openai_logprobs.greedy(
+            self._client,
+            self._model,
+            engine=self.target.name,
+            prompt=prompt,
+            max_tokens=max_tokens,
+            timeout_s=timeout_s,
+        )
+
+    def score(
+        self, tokens: Sequence[int], *, start: int, top_k: int, timeout_s: float
+    ) -> tuple[PositionScore, ...]:
+        if "kl" not in self.quality_measures:
+            raise EngineRejectedError(f"engine {self.target.name!r}: no logprobs to score with")
+        return openai_logprobs.score(
+            self._client,
+            self._model,
+            engine=self.target.name,
+            tokens=tokens,
+            start=start,
+            top_k=top_k,
+            timeout_s=timeout_s,
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -117,10 +154,14 @@ class VllmProcessAdapter(ProcessAdapter):
 
 class SglangProcessAdapter(ProcessAdapter):
     metric_map: ClassVar[MetricMap] = SGLANG_METRICS
+    # SGLang's completions do not name tokens by id (vLLM's return_tokens_as_token_ids).
+    quality_measures: ClassVar[frozenset[QualityMeasure]] = frozenset()
 
 
 class TgiProcessAdapter(ProcessAdapter):
     metric_map: ClassVar[MetricMap] = TGI_METRICS
+    # TGI's OpenAI-style API has no echo of prompt log-probabilities.
+    quality_measures: ClassVar[frozenset[QualityMeasure]] = frozenset()
 
 
 _BY_PRESET: dict[str, type[ProcessAdapter]] = {
