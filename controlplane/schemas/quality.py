@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 from pydantic import field_validator
 
@@ -49,7 +47,3 @@ class QualityCheck(InputModel):
         default_factory=dict, max_length=16, description="The config the engine must serve."
     )
     worst: int = Field(5, ge=0, le=50, description="How many of the worst prompts to list.")
-
-
-def reference_json(summary: dict[str, Any]) -> dict[str, Any]:
-    return summary

@@ -45,7 +45,7 @@ def test_a_quality_spec_keeps_unfaithful_precisions_out(
     target = EngineTarget("ref", "reference", engine.url, admin_token=engine.admin_token)
     adapter = adapter_for(target)
     try:
-        answers = probe.record(adapter, probe.default_probe_set()[:12])
+        answers = probe.record(adapter, probe.default_probe_set()[:8])
         with unit_of_work(sessions) as s:
             quality_store.save_reference(
                 s, engine_id=engine_id, config=adapter.current_config(), top_k=5,
@@ -55,7 +55,7 @@ def test_a_quality_spec_keeps_unfaithful_precisions_out(
         row = start(
             sessions, settings, adapter,
             objective="goodput", slo=["quality>=0.5"], load="concurrency=4,shapes=16x8",
-            trials=4, knobs=["precision"], seed=1,
+            trials=3, knobs=["precision"], seed=1,
         )  # fmt: skip
     finally:
         adapter.close()

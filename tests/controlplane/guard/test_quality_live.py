@@ -102,6 +102,8 @@ def test_record_at_fp32_and_check_each_precision(
     assert "recorded 32 reference answers" in out
     same = _check(cli)
     assert (same["exact"], same["agreement"], same["diverged"]) == (1.0, 1.0, 0)
+    code, text, _ = cli("quality", "check", "ref")
+    assert code == 0 and "agreement 1.0000  exact 1.0000" in text and "0 of 32" in text
     assert same["kl"] is not None and same["kl"] < 1e-6
 
     measured: dict[str, dict[str, Any]] = {}
@@ -110,6 +112,9 @@ def test_record_at_fp32_and_check_each_precision(
             continue
         _admin(engine, "PUT", "/admin/config", {"precision": precision})
         result = _check(cli)
+        if result["diverged"]:
+            code, text, _ = cli("quality", "check", "ref", "--worst", "1")
+            assert code == 0 and "diverged at token" in text  # no spec set: exit 0
         measured[precision] = {k: result[k] for k in ("exact", "agreement", "kl", "nll_delta")}
         assert 0.0 <= result["exact"] <= result["agreement"] <= 1.0
         assert result["kl"] > 0  # another precision moves the distributions, if not argmaxes
