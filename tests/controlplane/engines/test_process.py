@@ -140,7 +140,8 @@ def _load(url: str, seconds: float) -> LoadSpec:
     )
 
 
-def test_twenty_switches_under_load_fail_no_request(supervisor: Supervisor) -> None:
+def test_switches_under_load_fail_no_request(supervisor: Supervisor) -> None:
+    """Six switches here (each starts an engine process); bench/engines counts twenty."""
     results: list[LoadResult] = []
     stop_after = threading.Event()
 
@@ -151,7 +152,7 @@ def test_twenty_switches_under_load_fail_no_request(supervisor: Supervisor) -> N
     loader = threading.Thread(target=load)
     loader.start()
     try:
-        for i in range(20):
+        for i in range(6):
             served = supervisor.apply({"max_batch_size": 4 if i % 2 == 0 else 8})
             assert served["max_batch_size"] == (4 if i % 2 == 0 else 8)
     finally:
@@ -159,7 +160,7 @@ def test_twenty_switches_under_load_fail_no_request(supervisor: Supervisor) -> N
         loader.join()
     sent = sum(r.sent for r in results)
     failures = [rec.error for r in results for rec in r.records if rec.status != "ok"]
-    assert sent > 40, sent  # the load really ran through the switches
+    assert sent > 12, sent  # the load really ran through the switches
     assert failures == []
 
 
