@@ -13,6 +13,7 @@ from controlplane.cli.output import emit
 from controlplane.domain import Role
 from controlplane.schemas.users import TokenRead
 from controlplane.schemas.users import UserRead
+from controlplane.schemas.users import UserUpdate
 from controlplane.store import users
 from controlplane.store.files import write_private
 
@@ -43,6 +44,15 @@ def list_users(
     with cli_context(ctx).session() as session:
         rows = [UserRead.model_validate(r) for r in users.list_users(session)]
     emit(rows, columns=("id", "name", "role", "disabled", "created"), as_json=as_json)
+
+
+@user_app.command("timezone")
+def set_timezone(ctx: typer.Context, name: str, zone_name: str) -> None:
+    """Set the IANA zone (e.g. Europe/Berlin) the user's pages show times in."""
+    UserUpdate(timezone=zone_name)
+    with cli_context(ctx).session() as session:
+        users.set_timezone(session, name=name, timezone=zone_name, actor=cli_actor())
+    print(f"{name}: times in {zone_name}")
 
 
 @user_app.command("delete")

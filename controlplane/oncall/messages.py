@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
+from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfoNotFoundError
 
 from controlplane.domain.incidents import NotifyAction
 from controlplane.oncall.tokens import issue_action_token
@@ -89,6 +91,16 @@ def _observed(annotations: dict[str, str]) -> str | None:
     return value or None
 
 
+def _local(at: datetime | None, timezone: str) -> datetime | None:
+    """A time as the recipient reads it: in their zone (UTC if theirs is unknown)."""
+    if at is None:
+        return None
+    try:
+        return at.astimezone(ZoneInfo(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return at
+
+
 def build_message(
     item: OutboxItem, *, settings: OncallSettings, box: SecretBox, now: datetime
 ) -> Message:
@@ -129,6 +141,6 @@ def build_message(
         dedup_key=item.dedup_key,
         incident_id=item.incident_id,
         recipient=item.user,
-        triggered_at=item.triggered_at,
+        triggered_at=_local(item.triggered_at, item.user_timezone),
         labels=item.labels,
     )

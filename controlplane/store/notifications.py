@@ -139,6 +139,7 @@ class OutboxItem:
     secret: dict[str, str]
     user_id: int | None
     user: str | None
+    user_timezone: str
     incident_id: int | None
     dedup_key: str | None
     title: str
@@ -153,7 +154,14 @@ def load(session: Session, ids: Sequence[int]) -> list[OutboxItem]:
     if not ids:
         return []
     rows = session.execute(
-        select(NotificationRow, ContactMethodRow, IncidentRow, EngineRow.name, UserRow.name)
+        select(
+            NotificationRow,
+            ContactMethodRow,
+            IncidentRow,
+            EngineRow.name,
+            UserRow.name,
+            UserRow.timezone,
+        )
         .outerjoin(ContactMethodRow, NotificationRow.contact_method_id == ContactMethodRow.id)
         .outerjoin(IncidentRow, NotificationRow.incident_id == IncidentRow.id)
         .outerjoin(EngineRow, IncidentRow.engine_id == EngineRow.id)
@@ -163,7 +171,7 @@ def load(session: Session, ids: Sequence[int]) -> list[OutboxItem]:
     )
     box = secret_box(session.get_bind())
     out = []
-    for n, cm, inc, engine, user in rows:
+    for n, cm, inc, engine, user, user_tz in rows:
         secret: dict[str, str] = {}
         if cm is not None and cm.secret_enc:
             secret = json.loads(box.decrypt(cm.secret_enc))
@@ -179,6 +187,7 @@ def load(session: Session, ids: Sequence[int]) -> list[OutboxItem]:
                 secret=secret,
                 user_id=n.user_id,
                 user=user,
+                user_timezone=user_tz or "UTC",
                 incident_id=n.incident_id,
                 dedup_key=incident_key(inc.id) if inc is not None else None,
                 title=inc.title if inc is not None else "Test page",

@@ -114,6 +114,25 @@ def set_role(session: Session, *, name: str, role: Role, actor: str) -> UserRow:
     return row
 
 
+def set_timezone(session: Session, *, name: str, timezone: str, actor: str) -> UserRow:
+    """The zone the user's pages show times in (validated by the caller's schema)."""
+    row = get_user(session, name)
+    if row.timezone == timezone:
+        return row
+    before = row.timezone
+    row.timezone = timezone
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.timezone",
+        target_type="user",
+        target_id=row.id,
+        detail={"name": name, "before": before, "after": timezone},
+    )
+    return row
+
+
 def delete_user(session: Session, *, name: str, actor: str) -> None:
     """Delete a user and their tokens, contact methods and rules. Refused while the user is
     on an on-call schedule or named by an escalation policy (the message names them): a

@@ -36,6 +36,8 @@ def update_user(name: UserName, data: UserUpdate, session: SessionDep, who: Admi
         row = users.get_user(session, name)
         if data.role is not None:
             row = users.set_role(session, name=name, role=data.role, actor=actor(who))
+        if data.timezone is not None:
+            row = users.set_timezone(session, name=name, timezone=data.timezone, actor=actor(who))
         if data.disabled is not None:
             row = users.set_disabled(session, name=name, disabled=data.disabled, actor=actor(who))
         return UserRead.model_validate(row)

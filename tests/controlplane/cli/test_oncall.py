@@ -73,6 +73,12 @@ def test_configure_and_ask_who_is_on_call_across_dst(
         (sealed,) = session.scalars(select(ContactMethodRow.secret_enc))
         assert oncall.contact_secret(session, sealed) == {"routing_key": "c" * 32}
     engine.dispose()
+    assert cli("user", "timezone", "alice", "Europe/Berlin")[0] == 0
+    code, out, _ = cli("user", "list", "--json")
+    assert {u["name"]: u["timezone"] for u in json.loads(out)} == {
+        "alice": "Europe/Berlin",
+        "bob": "UTC",
+    }
     code, out, _ = cli("notify", "test", "alice")
     assert code == 0 and "queued 1 test page(s) for alice" in out
     # 2026-10-25: CET starts; the 09:00 handoff is 08:00 UTC that day (07:00 the day before).
@@ -122,6 +128,7 @@ def test_incident_commands(cli: Run, tmp_path: Path) -> None:
         ),
         (("incident", "snooze", "1", "soon"), "duration"),
         (("incident", "ack", "0"), "incident_id"),
+        (("user", "timezone", "alice", "Mars/Olympus"), "timezone"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(cli: Run, args: tuple[str, ...], needle: str) -> None:

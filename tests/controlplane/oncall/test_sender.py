@@ -16,12 +16,14 @@ from sqlalchemy.orm import Session
 
 from controlplane.domain.escalation import ChannelKind
 from controlplane.oncall import Sender
+from controlplane.oncall.messages import build_message
 from controlplane.oncall.notifiers import PagerDutyNotifier
 from controlplane.oncall.receivers import Faults
 from controlplane.oncall.receivers import PagerDutyReceiver
 from controlplane.settings import OncallSettings
 from controlplane.store import incidents
 from controlplane.store import notifications
+from controlplane.store import users
 from controlplane.store.database import make_session_factory
 from controlplane.store.database import secret_box
 from controlplane.store.models import ContactMethodRow
@@ -156,3 +158,17 @@ def test_bad_event_fails_at_once_and_is_on_the_timeline(
         detail = incidents.get_incident(paging, incident_id)
     (failed,) = [e for e in detail.timeline if e.kind == "notify_failed"]
     assert "400" in failed.detail["error"] and failed.detail["user"] == "alice"
+
+
+def test_message_shows_times_in_the_recipients_zone(paging: Session) -> None:
+    with paging.begin():
+        users.set_timezone(paging, name="alice", timezone="America/New_York", actor="t")
+    deliver(paging, webhook_alert("7e"), now=T0)
+    with paging.begin():
+        ids = notifications.claim_due(paging, now=T0, limit=10)
+        (item,) = notifications.load(paging, ids)
+        box = secret_box(paging.get_bind())
+    message = build_message(item, settings=OncallSettings(), box=box, now=T0)
+    assert message.triggered_at is not None and message.triggered_at == T0
+    assert message.triggered_at.utcoffset() == timedelta(hours=-5)
+    assert "Since: 2026-12-01T07:00:05-05:00" in message.text()
