@@ -25,6 +25,7 @@ from controlplane.settings import ApiSettings
 from controlplane.settings import Settings
 from tests.fixtures.api import TokenMaker
 from tests.fixtures.asgi import serve_asgi
+from tests.fixtures.db import SQLITE_ONLY
 
 BEYOND_INT64 = str(2**63)
 BEYOND_INT32 = str(2**31)  # table keys are INTEGER on PostgreSQL
@@ -52,25 +53,23 @@ def _id_routes() -> Iterator[tuple[str, str, list[str]]]:
 ID_ROUTES = list(_id_routes())
 
 
-@pytest.mark.parametrize("value", [BEYOND_INT64, BEYOND_INT32, "³", "0"])
+@SQLITE_ONLY  # path validation happens before any query: one backend says it all
 @pytest.mark.parametrize(
     ("method", "path", "params"), ID_ROUTES, ids=[f"{m} {p}" for m, p, _ in ID_ROUTES]
 )
 def test_every_id_parameter_is_bounded(
-    client: TestClient,
-    auth: TokenMaker,
-    method: str,
-    path: str,
-    params: list[str],
-    value: str,
+    client: TestClient, auth: TokenMaker, method: str, path: str, params: list[str]
 ) -> None:
-    url = re.sub(r"{(\w+)}", lambda m: "p99" if m[1] == "name" else value, path)
+    """Each value in one app: an app a case made this test the slowest of the API's."""
+    headers = auth(Role.admin)
     body = {} if method in {"POST", "PUT", "PATCH"} else None
-    response = client.request(method, url, json=body, headers=auth(Role.admin))
-    assert response.status_code == 422, response.text
-    locs = _locs(response)
-    for param in params:
-        assert ["path", param] in locs
+    for value in (BEYOND_INT64, BEYOND_INT32, "\u00b3", "0"):
+        url = re.sub(r"{(\w+)}", lambda m, v=value: "p99" if m[1] == "name" else v, path)
+        response = client.request(method, url, json=body, headers=headers)
+        assert response.status_code == 422, (value, response.text)
+        locs = _locs(response)
+        for param in params:
+            assert ["path", param] in locs, (value, locs)
 
 
 def test_audit_before_id_is_bounded(client: TestClient, auth: TokenMaker) -> None:
