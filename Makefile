@@ -9,7 +9,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := controlplane collectors tuner engine
 # Debian packages the tests use; installed only when missing.
-SYSTEM_PACKAGES := postgresql prometheus prometheus-alertmanager nftables iproute2
+# chromium runs the web UI's browser tests; haproxy fronts process-managed engines;
+# python3.11(-venv) builds the Triton server's venv.
+SYSTEM_PACKAGES := postgresql prometheus prometheus-alertmanager nftables iproute2 chromium \
+	haproxy python3.11 python3.11-venv
 
 .PHONY: help
 help:
@@ -41,11 +44,16 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# A real Triton Inference Server (CPU) for the triton adapter's tests: see the script.
+.PHONY: triton-venv
+triton-venv:
+	scripts/build_triton_venv.sh .triton-venv
+
 .PHONY: test
 # What `make test` installs it also requires: a missing PostgreSQL, promtool or network
 # namespaces (root) fail the run instead of skipping tests silently.
-test: system-deps $(STAMP) lint
-	CP_TEST_REQUIRE_POSTGRES=1 CP_TEST_REQUIRE_PROMTOOL=1 CP_TEST_REQUIRE_NETNS=1 $(BIN)/pytest
+test: system-deps $(STAMP) triton-venv lint
+	CP_TEST_REQUIRE_TRITON=1 CP_TEST_REQUIRE_POSTGRES=1 CP_TEST_REQUIRE_PROMTOOL=1 CP_TEST_REQUIRE_NETNS=1 $(BIN)/pytest
 
 .PHONY: docs
 docs: $(STAMP)

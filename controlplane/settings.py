@@ -50,6 +50,21 @@ class ApiSettings(BaseModel):
     )
 
 
+class UiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_ttl_s: float = Field(
+        12 * 3600,
+        ge=60,
+        le=30 * 86400,
+        description="Lifetime of a web UI sign-in; signing out or revoking the API token it "
+        "was opened with ends it sooner.",
+    )
+    page_size: int = Field(
+        200, ge=10, le=5000, description="Rows per page of the fleet and list pages."
+    )
+
+
 class DatabaseSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -573,6 +588,87 @@ class PrometheusSettings(BaseModel):
     )
 
 
+class SmtpSettings(BaseModel):
+    """The mail server on-call email goes through."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str | None = Field(
+        None, description="SMTP server host. Empty: email contact methods cannot be sent to."
+    )
+    port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
+    security: str = Field(
+        "starttls",
+        pattern=r"^(starttls|ssl|none)$",
+        description="`starttls` (upgrade a plain connection; refused if the server does not "
+        "offer it), `ssl` (TLS from the first byte, port 465) or `none` (loopback relays "
+        "only).",
+    )
+    username: str | None = Field(None, description="Login name; empty: no AUTH.")
+    password: SecretStr | None = Field(None, description="Login password.")
+    from_addr: str = Field(
+        "cplane@localhost", max_length=320, description="Envelope and header sender."
+    )
+    timeout_s: float = Field(10.0, gt=0, le=120, description="Connect and command timeout.")
+    ca_file: Path | None = Field(
+        None, description="CA bundle to verify the server with. Empty: the system's."
+    )
+
+
+class OncallSettings(BaseModel):
+    """Incidents, escalation and notification delivery."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(
+        "http://127.0.0.1:8080",
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="Public base URL of the control plane, for the incident link and the "
+        "one-click acknowledge / resolve links in messages.",
+    )
+    escalation_interval_s: float = Field(
+        1.0, ge=0.2, le=300, description="How often the leader advances due escalations."
+    )
+    sender_interval_s: float = Field(
+        0.5, ge=0.1, le=300, description="How often the leader's sender polls the outbox."
+    )
+    sender_batch: int = Field(
+        50, ge=1, le=1000, description="Notifications claimed per sender round."
+    )
+    sender_concurrency: int = Field(
+        8, ge=1, le=64, description="Notifications delivered in parallel."
+    )
+    retry_base_s: float = Field(
+        2.0, gt=0, le=600, description="First retry delay (doubling, with jitter)."
+    )
+    retry_cap_s: float = Field(300.0, gt=0, le=86400, description="Longest retry delay.")
+    max_attempts: int = Field(
+        12, ge=1, le=100, description="Tries before a notification is marked failed."
+    )
+    stale_sending_s: float = Field(
+        120.0,
+        ge=5,
+        le=86400,
+        description="A notification `sending` for longer than this (its sender died) goes "
+        "back to `pending`; the channel may see it twice, deduplicated by its key.",
+    )
+    http_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Timeout of each Slack, PagerDuty or webhook request."
+    )
+    pagerduty_url: str = Field(
+        "https://events.pagerduty.com/v2/enqueue",
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="PagerDuty Events API v2 endpoint.",
+    )
+    action_token_ttl_s: float = Field(
+        86400.0,
+        ge=60,
+        le=30 * 86400,
+        description="How long the one-click acknowledge / resolve links in a message work.",
+    )
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings, description="Outgoing mail.")
+
+
 class Settings(BaseSettings):
     """Root settings: environment variables ``CP_<FIELD>`` and ``CP_<GROUP>__<FIELD>``."""
 
@@ -613,6 +709,7 @@ class Settings(BaseSettings):
         "new key on first use. Empty: `<data_dir>/secret.key`.",
     )
     api: ApiSettings = Field(default_factory=ApiSettings, description="API server.")
+    ui: UiSettings = Field(default_factory=UiSettings, description="Web admin UI.")
     db: DatabaseSettings = Field(default_factory=DatabaseSettings, description="SQL store.")
     guard: GuardSettings = Field(default_factory=GuardSettings, description="Guarded rollouts.")
     collectors: CollectorSettings = Field(
@@ -634,6 +731,9 @@ class Settings(BaseSettings):
     )
     prometheus: PrometheusSettings = Field(
         default_factory=PrometheusSettings, description="Prometheus integration."
+    )
+    oncall: OncallSettings = Field(
+        default_factory=OncallSettings, description="On-call: incidents and paging."
     )
 
     @property

@@ -31,6 +31,7 @@ from starlette.types import Scope
 from engine.batcher import AsyncSink
 from engine.batcher import GenerationRequest
 from engine.batcher import QueueFullError
+from engine.batcher import TokenLogprob
 from engine.config import ConfigError
 from engine.config import merge_config
 from engine.edge import DEFAULT_MAX_BODY_BYTES
@@ -47,6 +48,9 @@ from engine.schemas import ChatCompletionRequest
 from engine.schemas import CompletionRequest
 from engine.service import ConfigBuildError
 from engine.service import Engine
+from engine.tokenizer import BOS_ID
+from engine.tokenizer import EOS_ID
+from engine.tokenizer import VOCAB_SIZE
 from engine.tokenizer import StreamDecoder
 from engine.tokenizer import chat_prompt
 from engine.tokenizer import decode
@@ -66,6 +70,9 @@ class _Generation:
         max_tokens: int,
         ignore_eos: bool,
         stream: bool,
+        *,
+        logprobs: int | None = None,
+        prompt_logprobs: bool = False,
     ):
         self.sink = AsyncSink(asyncio.get_running_loop())
         self.request = GenerationRequest(
@@ -74,6 +81,8 @@ class _Generation:
             sink=self.sink,
             ignore_eos=ignore_eos,
             stream_tokens=stream,
+            logprobs=logprobs,
+            prompt_logprobs=prompt_logprobs,
         )
         self.decoder = StreamDecoder()
         try:
@@ -124,6 +133,66 @@ def _sse(payload: dict[str, Any] | str) -> str:
     return f"data: {data}\n\n"
 
 
+def _token_name(token: int, as_ids: bool) -> str:
+    """vLLM's spellings: ``token_id:N`` on request, else the text of a token; a byte that is
+    not text on its own is ``bytes:\\xNN``."""
+    if as_ids:
+        return f"token_id:{token}"
+    if token == BOS_ID:
+        return "<bos>"
+    if token == EOS_ID:
+        return "<eos>"
+    if token < 0x80:
+        return chr(token)
+    return f"bytes:\\x{token:02x}"
+
+
+def completion_logprobs(
+    prompt_ids: list[int],
+    prompt_scores: list[TokenLogprob] | None,
+    generated: list[TokenLogprob],
+    *,
+    as_ids: bool,
+) -> dict[str, Any]:
+    """The ``logprobs`` object of a legacy completion choice, as vLLM (and OpenAI) return
+    it: parallel lists of tokens, their log-probabilities, the alternatives per position
+    (the chosen token always among them) and each token's offset in the choice's text. With
+    ``prompt_scores`` (``echo``) the prompt's tokens come first; the first has no score."""
+    tokens: list[str] = []
+    token_logprobs: list[float | None] = []
+    top_logprobs: list[dict[str, float] | None] = []
+    text_offset: list[int] = []
+    decoder = StreamDecoder()
+    offset = 0
+
+    def add(token: int, entry: TokenLogprob | None) -> None:
+        nonlocal offset
+        tokens.append(_token_name(token, as_ids))
+        text_offset.append(offset)
+        offset += len(decoder.push(token))
+        if entry is None:
+            token_logprobs.append(None)
+            top_logprobs.append(None)
+            return
+        token_logprobs.append(entry.logprob)
+        alternatives = {_token_name(t, as_ids): lp for t, lp in entry.top}
+        alternatives.setdefault(_token_name(token, as_ids), entry.logprob)
+        top_logprobs.append(alternatives)
+
+    if prompt_scores is not None:
+        add(prompt_ids[0], None)
+        for token, entry in zip(prompt_ids[1:], prompt_scores, strict=True):
+            add(token, entry)
+    for entry in generated:
+        add(entry.token, entry)
+    return {
+        "tokens": tokens,
+        "token_logprobs": token_logprobs,
+        "top_logprobs": top_logprobs,
+        "text_offset": text_offset,
+    }
+
+
 def _inference(scope: Scope) -> bool:
     return str(scope.get("path", "")).startswith("/v1/")
 
@@ -149,7 +218,7 @@ def create_app(
             await asyncio.to_thread(engine.shutdown)
 
     app = FastAPI(title="cplane reference engine", lifespan=lifespan)
-    faults = Faults()
+    faults = Faults(on_weight_noise=engine.set_weight_noise)
     model_name = engine.served_model_name
     context = engine.spec.max_context
 
@@ -270,14 +339,47 @@ def create_app(
                 reason = finish
         return "".join(parts), reason
 
+    def prompt_token_ids(prompt: list[int]) -> list[int]:
+        for token in prompt:
+            if not 0 <= token < VOCAB_SIZE:
+                engine.metrics.invalid()
+                raise ApiError(
+                    400,
+                    f"token id {token} is outside this model's vocabulary (0..{VOCAB_SIZE - 1})",
+                    param="prompt",
+                    code="invalid_token_id",
+                )
+        return list(prompt)
+
+    def refuse_streamed(param: str) -> None:
+        engine.metrics.invalid()
+        raise ApiError(
+            400, f"{param} is not supported with stream=true on this server", param=param
+        )
+
     @app.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest) -> JSONResponse | StreamingResponse:
         check_model(body.model)
-        prompt_ids = await tokenize(body.prompt, "prompt")
+        if body.stream and body.logprobs is not None:
+            refuse_streamed("logprobs")
+        if body.stream and body.echo:
+            refuse_streamed("echo")
+        if isinstance(body.prompt, str):
+            prompt_ids = await tokenize(body.prompt, "prompt")
+        else:
+            prompt_ids = prompt_token_ids(body.prompt)
         max_tokens = check_lengths(
             prompt_ids, body.max_tokens or DEFAULT_COMPLETION_MAX_TOKENS, "prompt"
         )
-        gen = _Generation(engine, prompt_ids, max_tokens, body.ignore_eos, body.stream)
+        gen = _Generation(
+            engine,
+            prompt_ids,
+            max_tokens,
+            body.ignore_eos,
+            body.stream,
+            logprobs=body.logprobs,
+            prompt_logprobs=body.echo and body.logprobs is not None,
+        )
         faults.on_request()
         rid = f"cmpl-{uuid.uuid4().hex}"
         created = int(time.time())
@@ -297,7 +399,17 @@ def create_app(
             include = bool(body.stream_options and body.stream_options.include_usage)
             return stream_response(gen, chunk, include)
         text, reason = await collect(gen)
+        if body.echo:
+            text = decode(prompt_ids) + text
         result = chunk(text, reason)
+        if body.logprobs is not None:
+            request = gen.request
+            result["choices"][0]["logprobs"] = completion_logprobs(
+                prompt_ids,
+                request.prompt_token_logprobs if body.echo else None,
+                request.generated_logprobs,
+                as_ids=body.return_tokens_as_token_ids,
+            )
         result["usage"] = gen.usage()
         return JSONResponse(result)
 
@@ -448,12 +560,16 @@ def create_app(
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ApiError(422, f"malformed JSON body: {exc}", code="invalid_json") from exc
         try:
-            return faults.set(patch).as_dict()
+            return (await asyncio.to_thread(faults.set, patch)).as_dict()
         except FaultError as exc:
             raise ApiError(422, str(exc), param=exc.param, code="invalid_fault") from exc
+        except ConfigBuildError as exc:
+            raise ApiError(
+                500, str(exc), type_="internal_error", code="config_build_failed"
+            ) from exc
 
     async def delete_faults(_: Request) -> dict[str, Any]:
-        return faults.clear().as_dict()
+        return (await asyncio.to_thread(faults.clear)).as_dict()
 
     app.add_api_route("/admin/faults", admin(get_faults), methods=["GET"])
     app.add_api_route("/admin/faults", admin(put_faults), methods=["PUT"])

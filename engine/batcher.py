@@ -20,6 +20,16 @@ from typing import Literal
 EventKind = Literal["token", "done", "error"]
 
 
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One position's log-probabilities: the token there and the ``top`` alternatives
+    (token id, logprob), most likely first."""
+
+    token: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+
+
 class QueueFullError(Exception):
     """The waiting queue is at capacity; the caller should retry later."""
 
@@ -52,11 +62,18 @@ class GenerationRequest:
     stream_tokens: bool = True
     """Send a ``token`` event per token. Off for non-streaming requests: they only need the
     final ``done`` event, which saves one cross-thread wake-up of the event loop per token."""
+    logprobs: int | None = None
+    """Alternatives to report per generated token; ``None``: no log-probabilities at all."""
+    prompt_logprobs: bool = False
+    """Also score every prompt token (``echo`` with ``logprobs``): one full forward pass."""
     arrival: float = field(default_factory=time.perf_counter)
     admitted_at: float | None = None
     first_token_at: float | None = None
     last_token_at: float | None = None
     generated: list[int] = field(default_factory=list)
+    generated_logprobs: list[TokenLogprob] = field(default_factory=list)
+    prompt_token_logprobs: list[TokenLogprob] = field(default_factory=list)
+    """Positions 1.. of the prompt (the first token has nothing before it to be scored by)."""
     finished_reason: str | None = None
     cancelled: bool = False
 

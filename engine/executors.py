@@ -26,6 +26,7 @@ import torch
 
 from engine.batcher import GenerationRequest
 from engine.batcher import RequestQueue
+from engine.batcher import TokenLogprob
 from engine.config import EngineConfig
 from engine.metrics import EngineMetrics
 from engine.model import CausalLM
@@ -161,11 +162,15 @@ class Executor:
         first_slot = len(self.running)
         logits = self.model.prefill(ids, lengths, self.cache, first_slot)
         tokens: list[int] = torch.argmax(logits, dim=-1).tolist()
+        entries = logprob_entries(logits, tokens, [r.logprobs for r in requests])
+        for request in requests:
+            if request.prompt_logprobs:
+                request.prompt_token_logprobs = self._score_prompt(request)
         finished: list[int] = []
         for offset, (request, token) in enumerate(zip(requests, tokens, strict=True)):
             sequence = _Sequence(request, position=len(request.prompt_ids), last_token=token)
             self.running.append(sequence)
-            if self._emit(sequence, token):
+            if self._emit(sequence, token, entries[offset]):
                 finished.append(first_slot + offset)
         for slot in reversed(finished):
             self._remove(slot)
@@ -176,18 +181,29 @@ class Executor:
         positions = torch.tensor([s.position for s in self.running], device=self.device)
         logits = self.model.decode(tokens, positions, self.cache)
         next_tokens: list[int] = torch.argmax(logits, dim=-1).tolist()
+        entries = logprob_entries(logits, next_tokens, [s.request.logprobs for s in self.running])
         finished: list[int] = []
         for slot, (sequence, token) in enumerate(zip(self.running, next_tokens, strict=True)):
             sequence.position += 1
             sequence.last_token = token
-            if self._emit(sequence, token):
+            if self._emit(sequence, token, entries[slot]):
                 finished.append(slot)
         for slot in reversed(finished):
             self._remove(slot)
 
-    def _emit(self, sequence: _Sequence, token: int) -> bool:
+    def _score_prompt(self, request: GenerationRequest) -> list[TokenLogprob]:
+        """Every prompt position scored by one full causal pass, as a scoring client
+        (``echo`` + ``logprobs``) expects; position 0 has no context and is left out."""
+        ids = request.prompt_ids
+        logits = self.model(torch.tensor([ids], device=self.device))[0, :-1]
+        entries = logprob_entries(logits, ids[1:], [request.logprobs] * (len(ids) - 1))
+        return [e for e in entries if e is not None]
+
+    def _emit(self, sequence: _Sequence, token: int, logprob: TokenLogprob | None) -> bool:
         """Hands one token to the request; True when the sequence is finished."""
         request = sequence.request
+        if logprob is not None:
+            request.generated_logprobs.append(logprob)
         now = time.perf_counter()
         if request.first_token_at is None:
             request.first_token_at = now
@@ -238,6 +254,30 @@ class Executor:
                 request.sink("error", message)
         self.running.clear()
         self._admitting = []
+
+
+def logprob_entries(
+    logits: torch.Tensor, tokens: list[int], wanted: list[int | None]
+) -> list[TokenLogprob | None]:
+    """Log-probabilities of ``tokens`` (one per row of ``logits``) and each row's top
+    ``wanted[i]`` alternatives; ``None`` for rows that asked for none. Costs nothing when no
+    row asked: the softmax is only computed for a batch that needs it."""
+    rows = [i for i, w in enumerate(wanted) if w is not None]
+    if not rows:
+        return [None] * len(wanted)
+    picked = logits[rows].float()
+    logp = torch.log_softmax(picked, dim=-1)
+    chosen = logp.gather(1, torch.tensor([tokens[i] for i in rows], device=logp.device)[:, None])
+    k = max(wanted[i] or 0 for i in rows)
+    top_v, top_i = torch.topk(logp, k, dim=-1) if k > 0 else (logp[:, :0], logp[:, :0].long())
+    chosen_l = chosen[:, 0].tolist()
+    top_vl, top_il = top_v.tolist(), top_i.tolist()
+    out: list[TokenLogprob | None] = [None] * len(wanted)
+    for j, i in enumerate(rows):
+        n = wanted[i] or 0
+        top = tuple(zip(top_il[j][:n], top_vl[j][:n], strict=True))
+        out[i] = TokenLogprob(tokens[i], chosen_l[j], top)
+    return out
 
 
 class ExecutorPool:

@@ -9,6 +9,7 @@ size, streams and precision real trade-offs.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import cast
@@ -234,6 +235,21 @@ def build_model(spec: ModelSpec, seed: int) -> CausalLM:
                 param.normal_(0.0, std, generator=generator)
     model.eval()
     model.requires_grad_(False)
+    return model
+
+
+def perturbed(base: CausalLM, relative: float, seed: int) -> CausalLM:
+    """A copy of ``base`` whose weight matrices and embeddings carry Gaussian noise of
+    ``relative`` times each tensor's own RMS (LayerNorms and biases are left alone)."""
+    generator = torch.Generator().manual_seed(seed)
+    model = copy.deepcopy(base)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() < 2 or "ln" in name:
+                continue
+            rms = param.float().pow(2).mean().sqrt()
+            noise = torch.randn(param.shape, generator=generator, dtype=torch.float32)
+            param.add_((noise * rms * relative).to(param.dtype))
     return model
 
 

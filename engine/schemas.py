@@ -3,6 +3,12 @@
 Types are strict (``"16"`` is not a valid ``max_tokens``), as the OpenAI API is. Unknown
 fields are ignored so that ordinary OpenAI clients, which send many optional fields, work.
 Sampling parameters are accepted but decoding is always greedy (documented).
+
+``/v1/completions`` also takes what a client scoring text needs, the way vLLM does: a prompt
+given as token ids, ``echo`` (the prompt comes back in the text and its tokens in the
+logprobs), ``logprobs`` (the chosen token's log-probability and that many alternatives per
+position) and vLLM's ``return_tokens_as_token_ids`` (tokens named ``token_id:N``: a byte
+that is not valid UTF-8 on its own has no other unambiguous name).
 """
 
 from __future__ import annotations
@@ -48,10 +54,24 @@ class _GenerationParams(BaseModel):
     _model_encodable = field_validator("model")(_encodable)
 
 
-class CompletionRequest(_GenerationParams):
-    prompt: StrictStr
+MAX_LOGPROBS = 20  # vLLM's default max_logprobs (and OpenAI's top_logprobs cap)
 
-    _prompt_encodable = field_validator("prompt")(_encodable)
+
+def _prompt(value: str | list[int]) -> str | list[int]:
+    if isinstance(value, str):
+        return _encodable(value)
+    if not value:
+        raise ValueError("a prompt of token ids must not be empty")
+    return value
+
+
+class CompletionRequest(_GenerationParams):
+    prompt: StrictStr | list[StrictInt]
+    echo: StrictBool = False
+    logprobs: StrictInt | None = Field(default=None, ge=0, le=MAX_LOGPROBS)
+    return_tokens_as_token_ids: StrictBool = False
+
+    _prompt_valid = field_validator("prompt")(_prompt)
 
 
 class ChatMessage(BaseModel):

@@ -21,10 +21,12 @@ from engine.config import EngineConfig
 from engine.config import SearchSpace
 from engine.config import available_cores
 from engine.executors import ExecutorPool
+from engine.faults import WeightNoise
 from engine.metrics import EngineMetrics
 from engine.model import CausalLM
 from engine.model import ModelSpec
 from engine.model import build_model
+from engine.model import perturbed
 from engine.precision import Precision
 from engine.precision import prepare_model
 
@@ -58,6 +60,8 @@ class Engine:
         self.cores = available_cores()
         self._base = build_model(spec, seed)
         self._models: dict[Precision, CausalLM] = {}
+        self._noise = WeightNoise()
+        self._noisy_base: CausalLM | None = None
         self._switch_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._draining: list[ExecutorPool] = []
@@ -76,8 +80,27 @@ class Engine:
 
     def model_for(self, precision: Precision) -> CausalLM:
         if precision not in self._models:
-            self._models[precision] = prepare_model(self._base, precision, self.device)
+            base = self._base
+            if self._noise.applies_to(precision):
+                noise = self._noise
+                if self._noisy_base is None:
+                    self._noisy_base = perturbed(self._base, noise.relative, noise.seed)
+                base = self._noisy_base
+            self._models[precision] = prepare_model(base, precision, self.device)
         return self._models[precision]
+
+    def set_weight_noise(self, noise: WeightNoise) -> None:
+        """The weight-noise fault: rebuilds the models it changes and, when the live
+        precision is among them, switches the live config onto the new weights (the usual
+        switch: built beside, no request fails). Clearing it restores the seeded weights."""
+        with self._switch_lock:
+            live = self._config.precision
+            changed = self._noise.applies_to(live) or noise.applies_to(live)
+            self._noise = noise
+            self._noisy_base = None
+            self._models = {}
+        if changed and self._pool is not None:
+            self.switch(self._config)
 
     def start(self) -> None:
         pool = self._build(self._config)

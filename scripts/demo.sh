@@ -86,6 +86,8 @@ fi
 
 cat <<MSG
 
+Web UI:        $CP_URL/   sign in as "admin" with the API token printed here:
+  $(cat "$CP_DATA_DIR/admin.token")
 Control plane: $CP_URL/docs   (API token in $CP_DATA_DIR/admin.token)
   curl -H "Authorization: Bearer \$(cat $CP_DATA_DIR/admin.token)" $CP_URL/api/v1/engines
 Engine:        http://127.0.0.1:$ENGINE_PORT/v1/completions (OpenAI-compatible), /metrics

@@ -16,6 +16,8 @@ from tuner._measure import measure_until_stable
 from tuner._objective import Score
 from tuner._objective import constraints
 from tuner._objective import score
+from tuner._report import pareto_front
+from tuner._report import report_figures
 from tuner._results import TrialRecord
 from tuner._run import Switched
 from tuner._run import Tuner
@@ -36,8 +38,11 @@ from tuner._study import open_study
 from tuner._study import opened_storage
 from tuner._study import storage
 from tuner._study import storage_url
+from tuner._study import study_exists
 
 __all__ = [
+    "pareto_front",
+    "report_figures",
     "CapacityMeasurer",
     "LiveMeasurer",
     "Measurement",
@@ -68,5 +73,6 @@ __all__ = [
     "start_run",
     "storage",
     "storage_url",
+    "study_exists",
     "sweep_orphaned_runs",
 ]

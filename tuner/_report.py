@@ -22,7 +22,9 @@ import plotly.io as pio  # type: ignore[import-untyped]
 from controlplane.domain import SLO
 
 
-def _figures(study: optuna.Study, slos: Sequence[SLO]) -> list[tuple[str, Any]]:
+def report_figures(study: optuna.Study, slos: Sequence[SLO]) -> list[tuple[str, Any]]:
+    """The report's plots as Plotly figures (or a sentence saying why one is missing): the
+    HTML report embeds them, the web UI's tuning page draws them from their JSON."""
     figures: list[tuple[str, Any]] = []
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     with warnings.catch_warnings():
@@ -71,11 +73,44 @@ def _tradeoff(trials: Sequence[optuna.trial.FrozenTrial], slos: Sequence[SLO]) -
                 marker={"symbol": "circle" if feasible else "x", "size": 9},
             )
         )
+    front = pareto_front(
+        [
+            (
+                t.user_attrs["measurement"].get("p99_s", 0) * 1000,
+                t.user_attrs["measurement"].get("throughput"),
+            )
+            for t in trials
+            if isinstance(t.user_attrs.get("measurement"), dict)
+            and all(v <= 0 for v in t.constraints.values())
+        ]
+    )
+    if front:
+        fig.add_trace(
+            go.Scatter(
+                x=[p for p, _ in front],
+                y=[q for _, q in front],
+                mode="lines",
+                line={"shape": "hv", "dash": "dot"},
+                name="Pareto front (feasible)",
+            )
+        )
     for slo in slos:
         if slo.kind == "latency":
             fig.add_vline(x=slo.threshold * 1000, line_dash="dash", annotation_text=slo.spec())
     fig.update_layout(xaxis_title="p99 latency (ms)", yaxis_title="throughput (req/s)")
     return fig
+
+
+def pareto_front(points: Sequence[tuple[float, float | None]]) -> list[tuple[float, float]]:
+    """(p99, throughput) points no other point beats on both (lower p99, higher throughput),
+    by p99 ascending."""
+    front: list[tuple[float, float]] = []
+    best = float("-inf")
+    for p99, throughput in sorted((p, q) for p, q in points if q is not None):
+        if throughput > best:
+            front.append((p99, throughput))
+            best = throughput
+    return front
 
 
 def _table(study: optuna.Study) -> str:
@@ -95,14 +130,37 @@ def _table(study: optuna.Study) -> str:
             values,
             feasible,
             str(t.user_attrs.get("rollout_id", "")),
+            _quality(t.user_attrs.get("quality")),
             str(t.user_attrs.get("error") or t.user_attrs.get("breach") or ""),
         ]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     head = "".join(
         f"<th>{h}</th>"
-        for h in ("#", "kind", "state", "params", "values", "feasible", "rollout", "note")
+        for h in (
+            "#",
+            "kind",
+            "state",
+            "params",
+            "values",
+            "feasible",
+            "rollout",
+            "quality",
+            "note",
+        )
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _quality(probed: Any) -> str:
+    """The probe's verdict of a trial whose change it judged (``agreement 0.94, 3
+    diverged: failed quality>=0.98``); empty when the change was not probed."""
+    if not isinstance(probed, dict):
+        return ""
+    verdict = "held" if probed.get("passed") else "failed"
+    return (
+        f"agreement {probed.get('agreement')}, exact {probed.get('exact')}, kl "
+        f"{probed.get('kl')}, {probed.get('diverged')} diverged: {verdict} {probed.get('spec')}"
+    )
 
 
 def _fmt(value: Any) -> str:
@@ -179,7 +237,7 @@ def write_report(
         _table(study),
     ]
     first = True
-    for title, fig in _figures(study, slos):
+    for title, fig in report_figures(study, slos):
         parts.append(f"<h2>{html.escape(title)}</h2>")
         if isinstance(fig, str):
             parts.append(f"<p>{html.escape(fig)}</p>")

@@ -345,7 +345,8 @@ class Tuner:
         if not switched.committed:
             assert switched.state is not None
             verdict = switched.verdict
-            if verdict.get("outcome") == "breach" and switched.state is RolloutState.rolled_back:
+            unsafe = verdict.get("outcome") in ("breach", "quality")
+            if unsafe and switched.state is RolloutState.rolled_back:
                 return self._breached(ctx, study, trial, kind, params, switched, started)
             summary = verdict.get("summary") or switched.state.value
             return failed(f"rollout {rollout_id} {switched.state.value}: {summary}", rollout_id)
@@ -372,7 +373,8 @@ class Tuner:
         trial.set_user_attr("raw_values", list(s.values))
         trial.set_user_attr("measurements", len(raw))
         trial.set_user_attr("measurement", short_measurement(m))
-        for name, value in s.constraints.items():
+        quality = quality_constraint(switched.verdict, trial)
+        for name, value in {**s.constraints, **quality}.items():
             trial.set_constraint(name, value)
         study.tell(trial, list(values))
         return TrialRecord(
@@ -435,6 +437,7 @@ class Tuner:
             else:
                 value = 1.0
             constraints[breached] = max(value, constraints.get(breached, 0.0), 1e-3)
+        constraints.update(quality_constraint(verdict, trial))
         if all(v <= 0 for v in constraints.values()):
             constraints[ctx.slos[0].name] = 1.0
         trial.set_user_attr("breach", str(verdict.get("summary", ""))[:500])
@@ -475,6 +478,7 @@ class Tuner:
                 reason=reason,
                 actor=f"{ACTOR}:run-{ctx.run_id}",
                 bake_s=self._policy.bake_s or self._settings.guard.bake_s,
+                quality=ctx.spec.quality,
             )
         assert plan.rollout_id is not None
         if plan.awaiting_approval:
@@ -675,6 +679,26 @@ class Tuner:
             log.exception("progress callback failed")
 
 
+def quality_constraint(verdict: Mapping[str, Any], trial: optuna.Trial) -> dict[str, float]:
+    """The constraint hook of the quality spec: the guard's probe verdict (when the trial's
+    change was probed) as ``quality`` (<= 0 feasible). A rollback for quality is a positive
+    value, so the config is infeasible and never the best. The trial keeps the measures for
+    the report."""
+    probed = verdict.get("quality")
+    if not isinstance(probed, dict):
+        return {}
+    trial.set_user_attr(
+        "quality",
+        {k: probed.get(k) for k in ("spec", "passed", "agreement", "exact", "kl", "diverged")},
+    )
+    value = probed.get("constraint")
+    if not isinstance(value, int | float):
+        value = 1.0  # the probe could not run: not shown to be faithful
+    if verdict.get("outcome") == "quality":
+        value = max(float(value), 1e-3)
+    return {"quality": float(value)}
+
+
 def _restored_note(restored: dict[str, Any]) -> str:
     if restored.get("restored"):
         return "engine back on its pre-study config"
@@ -691,7 +715,7 @@ def _summary(ctx: _Context, result: dict[str, Any]) -> dict[str, Any]:
         "run_id": ctx.run_id,
         "engine": ctx.spec.engine,
         "objective": ctx.spec.objective,
-        "slos": list(ctx.spec.slos),
+        "slos": list(ctx.spec.slos) + ([ctx.spec.quality] if ctx.spec.quality else []),
         "margin": ctx.spec.margin,
         "load": ctx.spec.load,
         "default_config": ctx.spec.default_config,

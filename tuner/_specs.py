@@ -19,7 +19,10 @@ from controlplane.domain import ConflictError
 from controlplane.domain import EngineConfig
 from controlplane.domain import ValidationError
 from controlplane.domain import parse_slo
+from controlplane.domain.quality import is_quality_spec
+from controlplane.domain.quality import parse_quality
 from controlplane.engines.base import EngineAdapter
+from controlplane.guard.quality import check_supported
 from controlplane.schemas.tuning import LoadProfile
 from controlplane.schemas.tuning import Objective
 from controlplane.schemas.tuning import SamplerName
@@ -27,6 +30,7 @@ from controlplane.schemas.tuning import TuningCreate
 from controlplane.schemas.tuning import parse_load
 from controlplane.settings import TunerSettings
 from controlplane.store import engines
+from controlplane.store import quality as quality_store
 from controlplane.store import rollouts
 from controlplane.store import slos as slo_store
 from controlplane.store import tuning
@@ -52,6 +56,8 @@ class TuningSpec:
     repeats: int
     apply_best: bool
     default_config: dict[str, Any]
+    quality: str | None = None
+    """A quality spec every trial's guard probes with (a constraint: ``quality``)."""
 
     def slo_objects(self) -> tuple[SLO, ...]:
         return tuple(parse_slo(s) for s in self.slos)
@@ -121,11 +127,13 @@ def start_run(
             f"engine {engine.name!r} is already being tuned by run {busy.id} ({busy.state})"
         )
     guard_slos, space = check_request(session, engine=engine, request=request, adapter=adapter)
+    quality = _quality(session, engine, adapter, request.slo)
+    latency = [s for s in request.slo if not is_quality_spec(s)]
     default: EngineConfig = adapter.current_config()
     spec = TuningSpec(
         engine=engine.name,
         objective=request.objective,
-        slos=tuple(request.slo or guard_slos),
+        slos=tuple(latency or guard_slos),
         load=request.load,
         trials=request.trials,
         knobs=space.names,
@@ -135,6 +143,7 @@ def start_run(
         repeats=request.repeats or policy.repeats,
         apply_best=request.apply_best,
         default_config=dict(default),
+        quality=quality,
     )
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")
     study_name = f"{engine.name}-{stamp}-{secrets.token_hex(3)}"
@@ -146,3 +155,18 @@ def start_run(
         spec=spec.to_json(),
         actor=actor,
     )
+
+
+def _quality(
+    session: Session, engine: EngineRow, adapter: EngineAdapter, requested: list[str]
+) -> str | None:
+    """The run's quality spec (at most one), refused when it cannot be judged."""
+    specs = [s for s in requested if is_quality_spec(s)]
+    if len(specs) > 1:
+        raise ValidationError("a tuning run takes at most one quality spec", field="slo")
+    if not specs:
+        return None
+    spec = parse_quality(specs[0])
+    check_supported(spec, adapter.quality_measures, engine=engine.name, kind=engine.kind)
+    quality_store.require_reference(session, engine)
+    return spec.spec()

@@ -20,6 +20,8 @@ from typing import Any
 
 import optuna
 from sqlalchemy import Engine
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from controlplane.schemas.tuning import Objective
 from controlplane.schemas.tuning import SamplerName
@@ -31,6 +33,22 @@ from tuner._space import TuningSpace
 def storage_url(engine: Engine) -> str:
     """The store's URL with its password: Optuna opens its own connections to it."""
     return engine.url.render_as_string(hide_password=False)
+
+
+def study_exists(engine: Engine, study_name: str) -> bool:
+    """Whether Optuna has created this study, read without opening an Optuna storage.
+
+    Opening one creates Optuna's tables when they are missing; a reader doing that while the
+    tuner creates them for a new run makes one of the two fail on SQLite. A study row is
+    written only after the tables are complete, so a reader that sees it may open one."""
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                text("SELECT 1 FROM studies WHERE study_name = :name"), {"name": study_name}
+            ).first()
+    except DBAPIError:
+        return False
+    return found is not None
 
 
 def storage(url: str) -> optuna.storages.RDBStorage:

@@ -12,11 +12,13 @@ from starlette.concurrency import run_in_threadpool
 
 import controlplane
 from controlplane import chaos
+from controlplane import ui
 from controlplane.api import auth_failures
 from controlplane.api import collectors
 from controlplane.api import errors
 from controlplane.api import guard
 from controlplane.api import loadtests
+from controlplane.api import oncall
 from controlplane.api import scheduler
 from controlplane.api import schedules
 from controlplane.api import store_metrics
@@ -63,11 +65,14 @@ def create_app(settings: Settings, *, db_engine: Engine | None = None) -> FastAP
     loadtests.install(app)
     scheduler.install(app)
     schedules.install(app)
+    oncall.install(app)
     errors.install(app, settings.api)
     for router in PUBLIC:
         app.include_router(router)
     for router in PROTECTED:
         app.include_router(router, dependencies=[Depends(require(Role.viewer))])
+    # The web UI authenticates with its own session cookie (controlplane.ui.auth).
+    ui.install(app)
     return app
 
 

@@ -49,6 +49,17 @@ ScheduleRef = Annotated[
     ),
     AfterValidator(_ref_in_range),
 ]
+# On-call schedules, escalation policies and routes: an id or a name, like schedules.
+OncallRef = Annotated[
+    str,
+    Path(
+        description="Id or name.",
+        min_length=1,
+        max_length=100,
+        pattern=ENGINE_REF_PATTERN,
+    ),
+    AfterValidator(_ref_in_range),
+]
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 

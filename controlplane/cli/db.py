@@ -9,6 +9,7 @@ from controlplane.cli.context import cli_actor
 from controlplane.cli.context import cli_context
 from controlplane.store import audit
 from controlplane.store import engines
+from controlplane.store import oncall
 from controlplane.store import schema
 from controlplane.store.database import make_session_factory
 from controlplane.store.database import secret_box
@@ -50,27 +51,41 @@ def current(ctx: typer.Context) -> None:
 
 @app.command("rotate-key")
 def rotate_key(ctx: typer.Context) -> None:
-    """Re-encrypt every engine admin token under a new key (all or none), then retire the old
-    key. With CP_SECRET_KEY, put the new key first (NEW,OLD) before running it."""
+    """Re-encrypt every engine admin token and contact-method secret under a new key (all or
+    none), then retire the old key. With CP_SECRET_KEY, put the new key first (NEW,OLD)
+    before running it."""
     engine = cli_context(ctx).engine()
     box = secret_box(engine)
     factory = make_session_factory(engine)
 
+    rotated = {"contacts": 0}
+
     def reencrypt(fernet: MultiFernet) -> int:
         with unit_of_work(factory) as session:
-            count = engines.reencrypt_tokens(
-                session, lambda sealed: fernet.rotate(sealed.encode()).decode()
-            )
+
+            def rotate(sealed: str) -> str:
+                return fernet.rotate(sealed.encode()).decode()
+
+            count = engines.reencrypt_tokens(session, rotate)
+            contacts = oncall.reencrypt_secrets(session, rotate)
             audit.record(
                 session,
                 actor=cli_actor(),
                 action="store.rotate_key",
                 target_type="store",
                 target_id="secret_key",
-                detail={"tokens": count, "source": "env" if box.env_keys else "file"},
+                detail={
+                    "tokens": count,
+                    "contact_methods": contacts,
+                    "source": "env" if box.env_keys else "file",
+                },
             )
+            rotated["contacts"] = contacts
             return count
 
     count = rotate_keys(box, reencrypt)
     tail = "; remove the old keys from CP_SECRET_KEY" if box.env_keys else ""
-    print(f"re-encrypted {count} engine admin token(s) under a new key ({box.source}){tail}")
+    print(
+        f"re-encrypted {count} engine admin token(s) and {rotated['contacts']} contact-method "
+        f"secret(s) under a new key ({box.source}){tail}"
+    )

@@ -33,7 +33,7 @@ def add(
     ctx: typer.Context,
     name: str,
     url: Annotated[str, typer.Option(help="Base URL of the engine.")],
-    kind: Annotated[str, typer.Option(help="reference, vllm, sglang, tgi or triton.")] = (
+    kind: Annotated[str, typer.Option(help="reference, vllm, sglang, tgi, triton or process.")] = (
         "reference"
     ),
     metrics_url: Annotated[str | None, typer.Option(help="Default <url>/metrics.")] = None,

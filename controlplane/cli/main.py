@@ -18,12 +18,16 @@ from controlplane.cli import dashboards
 from controlplane.cli import db
 from controlplane.cli import engines
 from controlplane.cli import health_watch
+from controlplane.cli import incidents
 from controlplane.cli import jobs
 from controlplane.cli import loadtest
+from controlplane.cli import oncall
 from controlplane.cli import prometheus
+from controlplane.cli import quality
 from controlplane.cli import rollouts
 from controlplane.cli import schedules
 from controlplane.cli import slos
+from controlplane.cli import supervise
 from controlplane.cli import tune
 from controlplane.cli import users
 from controlplane.cli.context import CliContext
@@ -42,9 +46,11 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 engines.app.command("apply")(rollouts.apply)
 engines.app.command("watch")(health_watch.watch)
+engines.app.command("supervise")(supervise.supervise)
 app.add_typer(engines.app, name="engine")
 app.add_typer(rollouts.app, name="rollout")
 app.add_typer(slos.app, name="slo")
+app.add_typer(quality.app, name="quality")
 app.add_typer(users.user_app, name="user")
 app.add_typer(users.token_app, name="token")
 app.add_typer(chaos.app, name="chaos")
@@ -59,6 +65,11 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(prometheus.prometheus_app, name="prometheus")
 app.add_typer(prometheus.alertmanager_app, name="alertmanager")
+app.add_typer(incidents.app, name="incident")
+app.add_typer(oncall.app, name="oncall")
+app.add_typer(oncall.schedule_app, name="oncall-schedule")
+app.add_typer(oncall.escalation_app, name="escalation")
+app.add_typer(oncall.notify_app, name="notify")
 
 
 @app.callback()

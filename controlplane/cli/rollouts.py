@@ -19,6 +19,7 @@ from controlplane.cli.ids import RolloutId
 from controlplane.cli.output import emit
 from controlplane.domain import RolloutState
 from controlplane.domain import ValidationError
+from controlplane.domain.canary import DEFAULT_PLAN
 from controlplane.engines import adapter_for
 from controlplane.guard import RolloutRunner
 from controlplane.guard import propose
@@ -34,7 +35,7 @@ COLUMNS = ("id", "engine_id", "state", "reason", "actor", "created", "error")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _changes(pairs: list[str]) -> dict[str, str]:
+def parse_changes(pairs: list[str]) -> dict[str, str]:
     changes: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -54,6 +55,13 @@ def apply(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and print the plan.")
     ] = False,
+    canary: Annotated[
+        str | None,
+        typer.Option(
+            help="Go out as a canary on one replica: share:hold steps, e.g. "
+            f"'{DEFAULT_PLAN}' (engines with two or more replicas)."
+        ),
+    ] = None,
 ) -> None:
     """Change a live engine through the guard and follow the rollout to its end."""
     c = cli_context(ctx)
@@ -66,11 +74,12 @@ def apply(
                 session,
                 engine=row,
                 adapter=adapter,
-                changes=_changes(changes),
+                changes=parse_changes(changes),
                 reason="manual",
                 actor=cli_actor(),
                 bake_s=bake_s,
                 dry_run=dry_run,
+                canary=canary,
             )
         finally:
             adapter.close()

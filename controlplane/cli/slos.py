@@ -9,6 +9,8 @@ from controlplane.cli.context import cli_context
 from controlplane.cli.durations import parse_duration
 from controlplane.cli.output import emit
 from controlplane.domain import parse_slo
+from controlplane.domain.quality import is_quality_spec
+from controlplane.guard import quality as quality_probe
 from controlplane.prometheus import check_slo
 from controlplane.schemas.slos import SloRead
 from controlplane.store import engines
@@ -21,10 +23,19 @@ app = typer.Typer(help="Per-engine SLOs the guard judges changes by.", no_args_i
 def set_(
     ctx: typer.Context,
     engine: str,
-    spec: Annotated[str, typer.Argument(help="p99_ms<=300, ttft_p95_ms<=500 or error_rate<=1%")],
+    spec: Annotated[
+        str, typer.Argument(help="p99_ms<=300, ttft_p95_ms<=500, error_rate<=1% or quality>=0.98")
+    ],
     window: Annotated[str, typer.Option(help="Evaluation window, e.g. 30s.")] = "30s",
 ) -> None:
-    """Create or replace an SLO."""
+    """Create or replace an SLO, or the quality spec (quality>=0.98, quality_kl<=0.02)."""
+    if is_quality_spec(spec):
+        with cli_context(ctx).session() as session:
+            row = engines.get_engine(session, engine)
+            saved = quality_probe.set_spec(session, engine=row, text=spec, actor=cli_actor())
+            text = SloRead.from_row(saved).spec
+        print(f"{engine}: {text} (probed during the bake of quality-relevant changes)")
+        return
     slo = parse_slo(spec, window_s=parse_duration(window, field="window"))
     with cli_context(ctx).session() as session:
         row = engines.get_engine(session, engine)

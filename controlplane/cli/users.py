@@ -45,6 +45,20 @@ def list_users(
     emit(rows, columns=("id", "name", "role", "disabled", "created"), as_json=as_json)
 
 
+@user_app.command("delete")
+def delete_user(
+    ctx: typer.Context,
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+) -> None:
+    """Delete a user (refused while they are on an on-call schedule or policy)."""
+    if not yes:
+        typer.confirm(f"delete user {name}?", abort=True)
+    with cli_context(ctx).session() as session:
+        users.delete_user(session, name=name, actor=cli_actor())
+    print(f"deleted user {name}")
+
+
 @user_app.command("disable")
 def disable_user(ctx: typer.Context, name: str) -> None:
     """Disable a user: every token of theirs fails with 401 from now on."""

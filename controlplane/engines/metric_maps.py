@@ -126,6 +126,9 @@ METRIC_MAPS: Mapping[str, MetricMap] = {
     "tgi": TGI_METRICS,
     "triton": TRITON_METRICS,
     "trtllm": TRITON_METRICS,
+    # A process-managed engine is scraped on replica 0's own frontend; the collectors read
+    # it with vLLM's names (the reference and vLLM presets).
+    "process": REFERENCE_METRICS,
 }
 
 

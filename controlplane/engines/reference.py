@@ -8,6 +8,7 @@ Its metrics use vLLM's names, so its metric map is vLLM's plus two engine-specif
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 from typing import ClassVar
 from typing import cast
@@ -24,6 +25,10 @@ from controlplane.domain import MetricMap
 from controlplane.domain import MetricSource
 from controlplane.domain import SearchSpace
 from controlplane.domain import Series
+from controlplane.domain.quality import GreedyAnswer
+from controlplane.domain.quality import PositionScore
+from controlplane.domain.quality import QualityMeasure
+from controlplane.engines import openai_logprobs
 from controlplane.engines.http import ModelName
 from controlplane.engines.http import check_completion
 from controlplane.engines.http import make_client
@@ -62,6 +67,10 @@ REFERENCE_METRICS: MetricMap = {
 class ReferenceAdapter:
     kind: ClassVar[str] = "reference"
     metric_map: ClassVar[MetricMap] = REFERENCE_METRICS
+    quality_measures: ClassVar[frozenset[QualityMeasure]] = frozenset({"exact", "agreement", "kl"})
+    # Batch size, streams and queue delay change which requests share a batch, which moves
+    # results in the last bits only (measured in docs/quality.md): not quality knobs.
+    quality_knobs: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, target: EngineTarget, *, client: httpx.Client | None = None) -> None:
         self.target = target
@@ -91,6 +100,29 @@ class ReferenceAdapter:
 
     def check_inference(self, timeout_s: float) -> Health:
         return check_completion(self._client, timeout_s=timeout_s, model=self._model)
+
+    def greedy(self, prompt: str, *, max_tokens: int, timeout_s: float) -> GreedyAnswer:
+        return openai_logprobs.greedy(
+            self._client,
+            self._model,
+            engine=self.target.name,
+            prompt=prompt,
+            max_tokens=max_tokens,
+            timeout_s=timeout_s,
+        )
+
+    def score(
+        self, tokens: Sequence[int], *, start: int, top_k: int, timeout_s: float
+    ) -> tuple[PositionScore, ...]:
+        return openai_logprobs.score(
+            self._client,
+            self._model,
+            engine=self.target.name,
+            tokens=tokens,
+            start=start,
+            top_k=top_k,
+            timeout_s=timeout_s,
+        )
 
     def close(self) -> None:
         self._client.close()

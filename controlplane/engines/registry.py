@@ -9,11 +9,17 @@ from importlib.metadata import entry_points
 from controlplane.domain import EngineTarget
 from controlplane.domain import ValidationError
 from controlplane.engines.base import EngineAdapter
+from controlplane.engines.process.adapter import process_adapter
 from controlplane.engines.reference import ReferenceAdapter
+from controlplane.engines.triton import TritonAdapter
 
 AdapterFactory = Callable[[EngineTarget], EngineAdapter]
 
-BUILTIN: dict[str, AdapterFactory] = {"reference": ReferenceAdapter}
+BUILTIN: dict[str, AdapterFactory] = {
+    "reference": ReferenceAdapter,
+    "process": process_adapter,
+    "triton": TritonAdapter,
+}
 ENTRY_POINT_GROUP = "controlplane.engines"
 
 

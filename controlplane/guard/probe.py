@@ -18,9 +18,13 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class MetricsProbe:
-    def __init__(self, adapter: EngineAdapter, *, timeout_s: float = 1.0) -> None:
+    def __init__(
+        self, adapter: EngineAdapter, *, timeout_s: float = 1.0, url: str | None = None
+    ) -> None:
+        """``url``: another endpoint read with the adapter's metric map (one replica's)."""
         self._adapter = adapter
         self._timeout_s = timeout_s
+        self._url = url
         self._client = httpx.Client()
 
     def snapshot(self) -> Snapshot | None:
@@ -29,7 +33,7 @@ class MetricsProbe:
         try:
             text = fetch_text(
                 self._client,
-                self._adapter.metrics_url,
+                self._url or self._adapter.metrics_url,
                 timeout_s=self._timeout_s,
                 max_bytes=MAX_BODY_BYTES,
             )

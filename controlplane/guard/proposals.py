@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 
 from controlplane.domain import ConfigValue
 from controlplane.domain import ValidationError
+from controlplane.domain.canary import parse_canary_plan
 from controlplane.engines.base import EngineAdapter
+from controlplane.guard.canary import replicated
 from controlplane.schemas.rollouts import RolloutPlan
 from controlplane.store import configs
 from controlplane.store import rollouts
@@ -35,14 +37,27 @@ def propose(
     actor: str,
     bake_s: float,
     dry_run: bool = False,
+    quality: str | None = None,
+    canary: str | None = None,
 ) -> RolloutPlan:
     """Validate a change and, unless ``dry_run``, record it as a pending rollout.
 
     Raises:
-        ValidationError: unknown knob, illegal value, no change, or no SLO to judge it by.
+        ValidationError: unknown knob, illegal value, no change, no SLO to judge it by, or
+            a canary plan that does not parse or an engine without replicas to canary on.
         EngineUnreachableError: the engine's current config could not be read.
         ConflictError: another rollout of this engine is in flight.
+
+    ``quality`` is a quality spec the proposer wants this change judged by (the tuner's
+    run spec); without it the guard uses the engine's own, if any.
     """
+    steps = parse_canary_plan(canary) if canary is not None else None
+    if steps is not None and replicated(adapter) is None:
+        raise ValidationError(
+            f"engine {engine.name!r} has no replicas behind a proxy to canary on: a canary "
+            "needs kind=process with two or more replicas",
+            field="canary",
+        )
     validated: dict[str, ConfigValue] = adapter.search_space().validate(changes)
     current = adapter.current_config()
     target = {**current, **validated}
@@ -67,6 +82,7 @@ def propose(
         slos=specs,
         bake_s=bake_s,
         awaiting_approval=awaiting,
+        canary=[s.spec() for s in steps] if steps is not None else None,
     )
     if dry_run:
         return plan
@@ -95,6 +111,8 @@ def propose(
             "to_config": target,
             "bake_s": bake_s,
             "awaiting_approval": awaiting,
+            **({"quality": quality} if quality else {}),
+            **({"canary_plan": canary} if steps is not None else {}),
         },
     )
     return plan.model_copy(update={"rollout_id": row.id})

@@ -26,11 +26,20 @@ from controlplane.domain import EngineTarget
 from controlplane.domain import EngineUnreachableError
 from controlplane.domain import RolloutState
 from controlplane.domain import ValidationError
+from controlplane.domain.canary import CanaryStep
+from controlplane.domain.canary import parse_canary_plan
+from controlplane.domain.quality import QualitySpec
+from controlplane.domain.quality import parse_quality
 from controlplane.domain.windows import Snapshot
 from controlplane.domain.windows import Window
 from controlplane.domain.windows import violations
 from controlplane.engines import adapter_for
 from controlplane.engines.base import EngineAdapter
+from controlplane.guard import quality as quality_probe
+from controlplane.guard.canary import CanaryBake
+from controlplane.guard.canary import CanaryVerdict
+from controlplane.guard.canary import replicated
+from controlplane.guard.canary import stand_down
 from controlplane.guard.events import EventBus
 from controlplane.guard.events import GuardEvent
 from controlplane.guard.probe import MetricsProbe
@@ -40,6 +49,7 @@ from controlplane.guard.sequential import upper_bound
 from controlplane.settings import GuardSettings
 from controlplane.store import configs
 from controlplane.store import engines
+from controlplane.store import quality as quality_store
 from controlplane.store import rollouts
 from controlplane.store import slos as slo_store
 from controlplane.store.database import SessionFactory
@@ -54,6 +64,8 @@ ACTOR = "guard"
 # The reason of a rollout the health watch starts: restore, without a baseline or a bake.
 HEALTH_REASON = "health"
 MAX_DECISIONS = 240
+# How long a bake waits past its end for a quality probe still running (a slow engine).
+PROBE_WAIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,9 @@ class _Plan:
     slos: tuple[SLO, ...]
     bake_s: float
     reason: str = ""
+    quality: QualitySpec | None = None
+    reference: quality_store.QualityReference | None = None
+    canary: tuple[CanaryStep, ...] = ()
 
 
 @dataclass
@@ -135,6 +150,8 @@ class RolloutRunner:
     ) -> RolloutState:
         if plan.reason == HEALTH_REASON:
             return self._restore(plan, adapter)
+        if plan.canary:
+            return self._run_canary(plan, adapter, stop)
         baseline = self._baseline(plan, probe, stop)
         self._move(plan, RolloutState.applying, evidence={"baseline": baseline["evidence"]})
         started = self._clock()
@@ -151,13 +168,34 @@ class RolloutRunner:
             RolloutState.baking,
             evidence={"served_config": served, "apply_s": round(apply_s, 3)},
         )
-        outcome, decisions = self._bake(plan, probe, stop, baseline["p0"])
+        checker = self._start_quality_probe(plan, adapter, served)
+        try:
+            outcome, decisions = self._bake(plan, probe, stop, baseline["p0"], checker)
+        finally:
+            if checker is not None:
+                checker.stop()
         evidence = {"decisions": decisions, "verdict": _verdict_json(outcome)}
         if outcome.verdict == "pass" or (
             outcome.verdict == "inconclusive" and self._policy.on_no_data == "commit"
         ):
             return self._commit(plan, outcome, evidence)
         return self._roll_back(plan, adapter, outcome, evidence=evidence)
+
+    def _start_quality_probe(
+        self, plan: _Plan, adapter: EngineAdapter, served: EngineConfig
+    ) -> quality_probe.BackgroundProbe | None:
+        """The quality probe runs beside the bake when the change may alter answers and the
+        engine has a quality spec (stored, or the proposer's) and reference answers."""
+        if plan.quality is None or plan.reference is None:
+            return None
+        if not quality_probe.touches_quality(plan.changes, adapter.quality_knobs):
+            return None
+        return quality_probe.BackgroundProbe(
+            self._adapter_factory(plan.target),
+            plan.reference.answers,
+            top_k=plan.reference.top_k,
+            config=served,
+        ).start()
 
     def _baseline(self, plan: _Plan, probe: MetricsProbe, stop: threading.Event) -> dict[str, Any]:
         """Before the change: how often does the current config violate each SLO?"""
@@ -190,7 +228,12 @@ class RolloutRunner:
         return {"p0": p0, "evidence": evidence}
 
     def _bake(
-        self, plan: _Plan, probe: MetricsProbe, stop: threading.Event, p0: dict[str, float]
+        self,
+        plan: _Plan,
+        probe: MetricsProbe,
+        stop: threading.Event,
+        p0: dict[str, float],
+        checker: quality_probe.BackgroundProbe | None = None,
     ) -> tuple[_Outcome, list[dict[str, Any]]]:
         policy = self._policy
         monitors = {
@@ -223,6 +266,9 @@ class RolloutRunner:
                     return _Outcome("unreachable", summary, elapsed), decisions
                 continue
             last_scrape = now
+            quality = self._quality_verdict(plan, checker, elapsed)
+            if quality is not None and quality.verdict == "quality":
+                return quality, decisions
             if reference is None or elapsed < policy.warmup_s:
                 reference = snap
                 continue
@@ -264,6 +310,7 @@ class RolloutRunner:
                 last_logged = elapsed
             # A suspicion still awaiting confirmation holds the bake open (at most confirm_s).
             settled = not any(m.suspect for m in monitors.values())
+            settled = settled and (checker is None or checker.done)
             if elapsed >= plan.bake_s and enough and settled:
                 quantiles = {s.name: _quantile(window, s) for s in plan.slos}
                 dismissed = sum(m.dismissed for m in monitors.values())
@@ -271,13 +318,39 @@ class RolloutRunner:
                 if dismissed:
                     summary += f" ({dismissed} unconfirmed suspicion(s) dismissed as transient)"
                 detail = {"quantile_s": quantiles, "dismissed": dismissed}
+                if quality is not None:
+                    summary += f"; {quality.summary}"
+                    detail["quality"] = quality.detail["quality"]
                 return _Outcome("pass", summary, elapsed, detail), decisions
+            probing = checker is not None and not checker.done
+            if probing and elapsed < plan.bake_s + policy.no_data_timeout_s + PROBE_WAIT_S:
+                continue  # the probe's verdict does not need traffic: wait for it
             if elapsed >= plan.bake_s + policy.no_data_timeout_s:
                 summary = (
                     f"inconclusive: fewer than {policy.min_requests} requests per SLO "
                     f"within {elapsed:.0f} s"
                 )
                 return _Outcome("inconclusive", summary, elapsed), decisions
+
+    def _quality_verdict(
+        self, plan: _Plan, checker: quality_probe.BackgroundProbe | None, elapsed: float
+    ) -> _Outcome | None:
+        """The probe's outcome once it has finished: ``quality`` (roll back) below the
+        spec or when the probe could not run, ``pass`` otherwise; ``None`` while it runs."""
+        if checker is None or not checker.done or plan.quality is None:
+            return None
+        spec = plan.quality
+        if checker.result is None:
+            summary = f"{spec.spec()}: the quality probe could not run: {checker.error}"
+            detail = {"quality": {"spec": spec.spec(), "passed": False, "error": checker.error}}
+            return _Outcome("quality", summary, elapsed, detail)
+        evidence = quality_probe.verdict_json(spec, checker.result)
+        if not spec.passes(checker.result):
+            summary = quality_probe.summary(spec, checker.result)
+            return _Outcome("quality", summary, elapsed, {"quality": evidence})
+        value = spec.value_of(checker.result)
+        summary = f"{spec.spec()} held ({spec.name} {value:.4f})"
+        return _Outcome("pass", summary, elapsed, {"quality": evidence})
 
     def _restore(self, plan: _Plan, adapter: EngineAdapter) -> RolloutState:
         """A health rollback: the engine fails its inference checks, so there is no baseline
@@ -304,6 +377,101 @@ class RolloutRunner:
         summary = f"previous config restored in {restore['duration_s']:.1f} s"
         outcome = _Outcome("pass", summary, float(restore["duration_s"]))
         return self._commit(plan, outcome, {"restore": restore, "verdict": _verdict_json(outcome)})
+
+    def _run_canary(
+        self, plan: _Plan, adapter: EngineAdapter, stop: threading.Event
+    ) -> RolloutState:
+        """The new config on one replica, its share stepped up on the plan (canary.py)."""
+        engine = replicated(adapter)
+        if engine is None:
+            error = "a canary needs an engine with two or more replicas behind its proxy"
+            refused: dict[str, Any] = {"verdict": {"outcome": "refused", "summary": error}}
+            self._move(plan, RolloutState.failed, evidence=refused, error=error)
+            self._emit(plan, "rollout.failed", error, refused)
+            return RolloutState.failed
+        canary = engine.replica_count - 1
+        steps_spec = [s.spec() for s in plan.canary]
+
+        def canary_evidence(steps: list[dict[str, Any]]) -> dict[str, Any]:
+            return {"canary": {"replica": canary, "plan": steps_spec, "steps": steps}}
+
+        self._move(plan, RolloutState.applying, evidence=canary_evidence([]))
+        started = self._clock()
+        try:
+            engine.set_traffic_share(canary, 0.0)
+            served = engine.apply_replica(canary, plan.changes)
+        except DomainError as exc:
+            restore = stand_down(engine, canary, plan.from_config, clock=self._clock)
+            error = f"the canary replica did not take the config: {exc}"
+            failed: dict[str, Any] = {
+                "verdict": {"outcome": "refused", "summary": error},
+                "rollback": restore,
+            }
+            self._move(plan, RolloutState.failed, evidence=failed, error=error)
+            self._emit(plan, "rollout.failed", error, failed)
+            return RolloutState.failed
+        self._move(
+            plan,
+            RolloutState.baking,
+            evidence={"served_config": served, "apply_s": round(self._clock() - started, 3)},
+        )
+
+        def record(steps: list[dict[str, Any]]) -> None:
+            with self._sessions() as session, session.begin():
+                try:
+                    rollouts.add_evidence(
+                        session, plan.rollout_id, canary_evidence(steps), state=RolloutState.baking
+                    )
+                except ConflictError as exc:
+                    raise RolloutAborted(str(exc)) from exc
+
+        bake = CanaryBake(
+            engine,
+            adapter,
+            slos=plan.slos,
+            policy=self._policy,
+            clock=self._clock,
+            wait=self._wait,
+            record=record,
+        )
+        try:
+            verdict = bake.run(plan.canary, stop)
+        finally:
+            bake.close()
+        at_s = self._clock() - started
+        evidence: dict[str, Any] = canary_evidence(verdict.steps)
+        if verdict.outcome == "operator":
+            summary = f"rollback requested by {self._rollback_requested(plan.rollout_id)}"
+            verdict = CanaryVerdict("operator", summary, verdict.steps)
+        if verdict.outcome == "pass":
+            try:
+                served = adapter.apply(plan.changes)
+                engine.set_traffic_share(canary, None)
+            except DomainError as exc:
+                outcome = _Outcome(
+                    "unreachable", f"promoting to every replica failed: {exc}", at_s
+                )
+                restore = stand_down(engine, canary, plan.from_config, clock=self._clock)
+                evidence.update(verdict=_verdict_json(outcome), rollback=restore)
+                self._move(plan, RolloutState.failed, evidence=evidence, error=outcome.summary)
+                self._emit(plan, "rollout.failed", outcome.summary, evidence)
+                return RolloutState.failed
+            outcome = _Outcome("pass", verdict.summary, at_s)
+            evidence.update(served_config=served, verdict=_verdict_json(outcome))
+            return self._commit(plan, outcome, evidence)
+        restore = stand_down(
+            engine, canary, plan.from_config, clock=self._clock, breach_at=verdict.breach_at
+        )
+        outcome = _Outcome(verdict.outcome, verdict.summary, at_s)
+        evidence.update(verdict=_verdict_json(outcome), rollback=restore)
+        if restore.get("restored"):
+            self._move(plan, RolloutState.rolled_back, evidence=evidence)
+            self._emit(plan, "rollout.rolled_back", outcome.summary, evidence)
+            return RolloutState.rolled_back
+        error = f"{outcome.summary}; {restore.get('error', 'restore failed')}"
+        self._move(plan, RolloutState.failed, evidence=evidence, error=error)
+        self._emit(plan, "rollout.failed", error, evidence)
+        return RolloutState.failed
 
     # -- endings --------------------------------------------------------------------------
 
@@ -376,6 +544,13 @@ class RolloutRunner:
             lkg = configs.last_known_good(session, engine.id)
             evidence = row.evidence
             slos = tuple(slo_store.engine_slos(session, engine.id))
+            proposed = evidence.get("quality")
+            quality = (
+                parse_quality(str(proposed))
+                if proposed
+                else quality_store.engine_quality(session, engine.id)
+            )
+            reference = quality_store.get_reference(session, engine.id) if quality else None
             return _Plan(
                 rollout_id=row.id,
                 engine_id=engine.id,
@@ -388,6 +563,11 @@ class RolloutRunner:
                 slos=slos,
                 bake_s=float(evidence.get("bake_s") or self._policy.bake_s),
                 reason=row.reason,
+                quality=quality,
+                reference=reference,
+                canary=parse_canary_plan(evidence["canary_plan"])
+                if evidence.get("canary_plan")
+                else (),
             )
 
     def _move(

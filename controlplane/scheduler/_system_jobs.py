@@ -2,7 +2,8 @@
 
 - ``retention``: raw samples older than ``CP_COLLECTORS__RAW_RETENTION_S`` fold into one-minute
   rollups, rollups older than ``CP_COLLECTORS__ROLLUP_RETENTION_S`` and job runs older than
-  that are deleted. Every firing is recorded (it runs every few minutes).
+  that are deleted, and so are web UI sessions that ended more than a day ago. Every firing
+  is recorded (it runs every few minutes).
 - ``sweep_tuning``: tuning runs whose lease went stale (``CP_TUNER__STALE_AFTER_S``) become
   ``interrupted``, resumable, while the server runs, not only at the next start.
 - ``reconcile``: engines left mid-rollout by a dead guard go back to last known good.
@@ -38,6 +39,7 @@ from controlplane.scheduler._types import ScheduledJob
 from controlplane.settings import SchedulerSettings
 from controlplane.store import jobs
 from controlplane.store import samples
+from controlplane.store import ui_sessions
 from tuner import Tuner
 from tuner import storage_url
 from tuner import sweep_orphaned_runs
@@ -64,11 +66,13 @@ def _retention(service: SchedulerService, firing: Firing) -> dict[str, Any]:
             rollup_retention_s=policy.rollup_retention_s,
         )
         runs = jobs.prune_runs(session, before=now - timedelta(seconds=policy.rollup_retention_s))
+        ended = ui_sessions.prune(session, before=now - timedelta(days=1))
     return {
         "rolled_up_minutes": result.rolled_up_minutes,
         "raw_deleted": result.raw_deleted,
         "rollups_deleted": result.rollups_deleted,
         "job_runs_deleted": runs,
+        "ui_sessions_deleted": ended,
     }
 
 

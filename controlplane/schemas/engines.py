@@ -20,7 +20,7 @@ EngineName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$"),
 ]
-EngineKind = Literal["reference", "vllm", "sglang", "tgi", "triton"]
+EngineKind = Literal["reference", "vllm", "sglang", "tgi", "triton", "process"]
 ApprovalMode = Literal["auto", "manual"]
 LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z_]\w*$")]
 LabelValue = Annotated[str, StringConstraints(max_length=200)]

@@ -20,6 +20,11 @@ class ApplyRequest(InputModel):
     bake_s: float | None = Field(None, gt=0, le=86_400, description="Default: CP_GUARD__BAKE_S.")
     dry_run: bool = Field(False, description="Validate and show the plan; change nothing.")
     reason: Reason = "manual"
+    canary: str | None = Field(
+        None,
+        max_length=400,
+        description="Canary steps, e.g. '1%:30m,10%:10m,50%:10m' (engines with replicas).",
+    )
 
 
 class RolloutRead(ReadModel):
@@ -47,4 +52,6 @@ class RolloutPlan(ReadModel):
     slos: list[str]
     bake_s: float
     awaiting_approval: bool
+    canary: list[str] | None = None
+    """The canary's steps (share:hold) when the change goes out as a canary."""
     rollout_id: int | None = None

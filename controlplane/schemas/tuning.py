@@ -21,6 +21,8 @@ from pydantic import model_validator
 
 from controlplane.domain import ValidationError
 from controlplane.domain import parse_slo
+from controlplane.domain.quality import is_quality_spec
+from controlplane.domain.quality import parse_quality
 from controlplane.schemas.base import InputModel
 from controlplane.schemas.base import ReadModel
 
@@ -176,7 +178,8 @@ class TuningCreate(InputModel):
         specs = []
         for text in value:
             try:
-                specs.append(parse_slo(text).spec())
+                parsed = parse_quality(text) if is_quality_spec(text) else parse_slo(text)
+                specs.append(parsed.spec())
             except ValidationError as exc:
                 raise ValueError(str(exc)) from None
         return specs

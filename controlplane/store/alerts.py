@@ -7,6 +7,10 @@ multi-row INSERT of new alerts, one executemany UPDATE of those seen again, one 
 events; only alerts that change state go one by one, through the lifecycle's compare-and-set
 (each such move is audited). Delivering the same body twice changes nothing but
 ``last_received_at``: that is what makes Alertmanager's retries harmless.
+
+Every alert that starts firing or resolves, through any of these functions, is handed to
+``controlplane.store.incidents.alerts_changed`` in the same transaction, which groups it into
+an incident (and writes the first page to the outbox) or resolves incidents it settles.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from controlplane.schemas.alerts import AlertRead
 from controlplane.schemas.alerts import WebhookAlert
 from controlplane.schemas.alerts import WebhookReceipt
 from controlplane.store import audit
+from controlplane.store import incidents
 from controlplane.store.lifecycle import transition
 from controlplane.store.models import AlertEventRow
 from controlplane.store.models import AlertRow
@@ -226,8 +231,11 @@ def ingest_webhook(
                     "payload": _excerpt(message, alert),
                 }
             )
+    fired: list[int] = []
+    resolved: list[int] = []
     for (source, to), batch in moves.items():
         _move_many(session, batch, source=source, to=to, actor=actor, group_key=message.group_key)
+        (fired if to is AlertState.firing else resolved).extend(m["id"] for m in batch)
     if new:
         ids = session.execute(
             insert(AlertRow).returning(
@@ -236,6 +244,8 @@ def ingest_webhook(
             new,
         ).all()
         for (alert_id, fingerprint), values in zip(ids, new, strict=True):
+            if values["state"] == AlertState.firing.value:
+                fired.append(alert_id)
             events.append(
                 {
                     "alert_id": alert_id,
@@ -262,6 +272,7 @@ def ingest_webhook(
     if events:
         session.execute(insert(AlertEventRow), events)
     changed = sum(len(batch) for batch in moves.values())
+    incidents.alerts_changed(session, fired=fired, resolved=resolved, now=now, actor=actor)
     if new:
         audit.record(
             session,
@@ -348,6 +359,8 @@ def raise_alert(session: Session, alert: RaisedAlert, *, actor: str, now: dateti
     session.add(
         AlertEventRow(alert_id=row.id, state=AlertState.firing.value, at=now, payload=excerpt)
     )
+    session.flush()
+    incidents.alerts_changed(session, fired=[row.id], resolved=[], now=now, actor=actor)
     return True
 
 
@@ -371,6 +384,8 @@ def resolve_alert(
             alert_id=row.id, state=AlertState.resolved.value, at=now, payload={"reason": reason}
         )
     )
+    session.flush()
+    incidents.alerts_changed(session, fired=[], resolved=[row.id], now=now, actor=actor)
     return True
 
 

@@ -45,6 +45,8 @@ class UserRow(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # IANA zone the person's messages show times in (on-call).
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
     tokens: Mapped[list[ApiTokenRow]] = relationship(
         back_populates="user", lazy="raise", cascade="all, delete-orphan"
@@ -444,6 +446,264 @@ class AlertEventRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime]
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class ContactMethodRow(Timestamped, Base):
+    """How a person is reached. ``address`` is what may be shown (an email address, a
+    masked URL); the secret part (a Slack webhook URL, a PagerDuty integration key, a webhook
+    URL and its signing secret) is Fernet ciphertext in ``secret_enc``."""
+
+    __tablename__ = "contact_methods"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(320))
+    secret_enc: Mapped[str | None] = mapped_column(Text)
+
+
+class NotificationRuleRow(Base):
+    """Reach ``user_id`` through ``contact_method_id`` ``delay_s`` after a step pages them."""
+
+    __tablename__ = "notification_rules"
+    __table_args__ = (UniqueConstraint("user_id", "contact_method_id", "delay_s"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    contact_method_id: Mapped[int] = mapped_column(
+        ForeignKey("contact_methods.id", ondelete="CASCADE"), index=True
+    )
+    delay_s: Mapped[int] = mapped_column(Integer)
+
+
+class OncallScheduleRow(Timestamped, Base):
+    """An on-call schedule; its layers and overrides are rows of their own so that a user on
+    a schedule cannot be deleted from under it (the foreign keys restrict)."""
+
+    __tablename__ = "oncall_schedules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class OncallLayerRow(Base):
+    __tablename__ = "oncall_layers"
+    __table_args__ = (UniqueConstraint("schedule_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(
+        ForeignKey("oncall_schedules.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    # Wall-clock time of the first handoff in the schedule's zone, ISO without offset.
+    start_local: Mapped[str] = mapped_column(String(32))
+    length: Mapped[int] = mapped_column(Integer)
+    restrictions: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+
+
+class OncallLayerMemberRow(Base):
+    __tablename__ = "oncall_layer_members"
+
+    layer_id: Mapped[int] = mapped_column(
+        ForeignKey("oncall_layers.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+
+
+class OncallOverrideRow(Base):
+    __tablename__ = "oncall_overrides"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(
+        ForeignKey("oncall_schedules.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    replaces_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class EscalationPolicyRow(Timestamped, Base):
+    """Ordered steps as JSON (``[{"targets": [{"kind": "schedule", "id": 1}], "delay_s":
+    300}]``); targets are checked to exist when the policy is written."""
+
+    __tablename__ = "escalation_policies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    repeat: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OncallRouteRow(Timestamped, Base):
+    """Alerts whose labels match ``matchers`` go to ``policy_id``, grouped by ``group_by``;
+    routes are tried by ``position``, the first match wins."""
+
+    __tablename__ = "oncall_routes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    position: Mapped[int] = mapped_column(Integer, index=True)
+    matchers: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    policy_id: Mapped[int | None] = mapped_column(
+        ForeignKey("escalation_policies.id", ondelete="RESTRICT")
+    )
+    group_by: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    auto_resolve: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class SilenceRow(Base):
+    """A maintenance window (no matchers: everything) or a silence (matchers): incidents
+    that match while it is active are opened and recorded, their pages written as
+    ``suppressed`` instead of sent."""
+
+    __tablename__ = "oncall_silences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    matchers: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IncidentRow(Timestamped, Base):
+    """Alerts that share a grouping key while open; at most one open incident per key
+    (a partial unique index, so two concurrent deliveries cannot open two)."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index(
+            "uq_incidents__one_open_per_group",
+            "group_hash",
+            unique=True,
+            sqlite_where=text("state != 'resolved'"),
+            postgresql_where=text("state != 'resolved'"),
+        ),
+        Index("ix_incidents__next_escalation_at", "next_escalation_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    group_hash: Mapped[str] = mapped_column(String(64), index=True)
+    group_labels: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    labels: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    annotations: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    title: Mapped[str] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    engine_id: Mapped[int | None] = mapped_column(ForeignKey("engines.id", ondelete="SET NULL"))
+    route_id: Mapped[int | None] = mapped_column(
+        ForeignKey("oncall_routes.id", ondelete="SET NULL")
+    )
+    policy_id: Mapped[int | None] = mapped_column(
+        ForeignKey("escalation_policies.id", ondelete="SET NULL")
+    )
+    auto_resolve: Mapped[bool] = mapped_column(Boolean, default=True)
+    escalation_step: Mapped[int] = mapped_column(Integer, default=0)
+    escalation_loop: Mapped[int] = mapped_column(Integer, default=0)
+    next_escalation_at: Mapped[datetime | None]
+    snoozed_until: Mapped[datetime | None]
+    triggered_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    resolved_at: Mapped[datetime | None]
+
+
+class IncidentAlertRow(Base):
+    __tablename__ = "incident_alerts"
+
+    incident_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    alert_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class IncidentEventRow(Base):
+    """The incident's timeline: opened, alerts added, escalation steps, pages (sent,
+    failed, suppressed), acks, notes, resolve, reopen."""
+
+    __tablename__ = "incident_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class NotificationRow(Timestamped, Base):
+    """The outbox: one message to one contact method, written in the transaction that
+    decided it, delivered by the sender (``notification`` lifecycle)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications__state_retry_at", "state", "retry_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    contact_method_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contact_methods.id", ondelete="SET NULL")
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retry_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    step: Mapped[int | None] = mapped_column(Integer)
+
+
+class UiSessionRow(Base):
+    """A signed-in browser: the cookie carries a secret, the store only its SHA-256. It ends
+    at ``expires_at``, when revoked (sign-out), or with its user or the token it opened with."""
+
+    __tablename__ = "ui_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_id: Mapped[int] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class QualityReferenceRow(Timestamped, Base):
+    """An engine's recorded reference answers: the probe set, the config they were recorded
+    at, and per prompt the greedy answer and its scores. One row per engine; recording
+    again replaces it (the audit log keeps who recorded what, when)."""
+
+    __tablename__ = "quality_references"
+
+    engine_id: Mapped[int] = mapped_column(
+        ForeignKey("engines.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    top_k: Mapped[int] = mapped_column(Integer)
+    answers: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    recorded_by: Mapped[str] = mapped_column(String(128))
 
 
 class LoadTestRow(Timestamped, Base):

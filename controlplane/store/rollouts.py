@@ -201,3 +201,21 @@ def request_rollback(session: Session, rollout: RolloutRow, *, actor: str) -> Ro
         target_id=rollout.id,
     )
     return rollout
+
+
+def add_evidence(
+    session: Session, rollout_id: int, evidence: dict[str, Any], *, state: RolloutState
+) -> None:
+    """Merge ``evidence`` into a rollout that is still in ``state`` (a canary's steps while it
+    bakes), under a row lock so a concurrent rollback request is not overwritten.
+
+    Raises:
+        ConflictError: the rollout has left ``state`` (someone else moved it).
+    """
+    row = session.get(RolloutRow, rollout_id, with_for_update=True, populate_existing=True)
+    if row is None:
+        raise NotFoundError(f"rollout {rollout_id} not found")
+    if row.state != state.value:
+        raise ConflictError(f"rollout {rollout_id} is {row.state}, not {state.value}")
+    row.evidence = {**(row.evidence or {}), **evidence}
+    session.flush()

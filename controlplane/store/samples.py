@@ -294,6 +294,46 @@ def fetch_series(
     return [SeriesData(dict(k), points) for k, points in sorted(found.items())]
 
 
+def sources_labelled(session: Session, *, metric: str, key: str, value: str) -> list[str]:
+    """Sources with a series of ``metric`` carrying ``key=value``: the host that reports an
+    engine's process (``host_engine_process_resident_memory_bytes{engine=...}``)."""
+    found = set()
+    for source, text in session.execute(
+        select(SeriesRow.source, SeriesRow.labels).where(SeriesRow.metric == metric)
+    ):
+        if dict(_labels(text)).get(key) == value:
+            found.add(str(source))
+    return sorted(found)
+
+
+def fetch_many(
+    session: Session, *, sources: Sequence[str], metric: str, start: float, end: float
+) -> dict[str, list[SeriesData]]:
+    """Raw points of ``metric`` for many sources in two queries (a fleet page's sparklines):
+    ``{source: [series, ...]}``. Unlike :func:`fetch_series` no rollups stand in: the
+    callers ask for the last minutes only."""
+    keys: dict[int, tuple[str, Labels]] = {}
+    for sid, source, text in session.execute(
+        select(SeriesRow.id, SeriesRow.source, SeriesRow.labels).where(
+            SeriesRow.metric == metric, SeriesRow.source.in_(list(sources))
+        )
+    ):
+        keys[int(sid)] = (str(source), _labels(text))
+    found: dict[tuple[str, Labels], list[tuple[float, float]]] = {}
+    if keys:
+        for sid, ts, value in session.execute(
+            select(SampleRow.series_id, SampleRow.ts, SampleRow.value)
+            .where(SampleRow.series_id.in_(keys))
+            .where(SampleRow.ts >= start, SampleRow.ts <= end)
+            .order_by(SampleRow.ts)
+        ):
+            found.setdefault(keys[sid], []).append((ts, value))
+    out: dict[str, list[SeriesData]] = {}
+    for (source, labels), points in sorted(found.items()):
+        out.setdefault(source, []).append(SeriesData(dict(labels), points))
+    return out
+
+
 def downsample(
     points: Sequence[tuple[float, float]],
     *,

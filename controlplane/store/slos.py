@@ -42,10 +42,16 @@ def list_slos(session: Session, engine_id: int) -> list[SloRow]:
     return list(session.scalars(query))
 
 
+LATENCY_KINDS = ("latency", "ttft", "error_rate")
+
+
 def engine_slos(session: Session, engine_id: int) -> list[SLO]:
+    """The SLOs judged on request metrics; the quality spec is read by
+    :func:`controlplane.store.quality.engine_quality`."""
     return [
         SLO(kind=r.kind, threshold=r.threshold, quantile=r.quantile, window_s=r.window_s)  # type: ignore[arg-type]
         for r in list_slos(session, engine_id)
+        if r.kind in LATENCY_KINDS
     ]
 
 

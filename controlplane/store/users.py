@@ -12,6 +12,7 @@ import secrets
 from datetime import datetime
 from datetime import timedelta
 
+from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +28,7 @@ from controlplane.store import audit
 from controlplane.store.base import utcnow
 from controlplane.store.models import ApiTokenRow
 from controlplane.store.models import UserRow
+from controlplane.store.oncall import user_references
 
 TOKEN_PREFIX = "cpt_"
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -110,6 +112,27 @@ def set_role(session: Session, *, name: str, role: Role, actor: str) -> UserRow:
         detail={"name": name, "before": before, "after": role.value},
     )
     return row
+
+
+def delete_user(session: Session, *, name: str, actor: str) -> None:
+    """Delete a user and their tokens, contact methods and rules. Refused while the user is
+    on an on-call schedule or named by an escalation policy (the message names them): a
+    schedule must never silently lose the person it pages."""
+    row = get_user(session, name)
+    used = user_references(session, row.id)
+    if used:
+        raise ConflictError(f"user {name!r} is still on call: {', '.join(used)}")
+    _keep_an_admin(session, row, f"deleting {name!r}")
+    session.execute(delete(UserRow).where(UserRow.id == row.id))
+    session.expunge(row)
+    audit.record(
+        session,
+        actor=actor,
+        action="user.delete",
+        target_type="user",
+        target_id=row.id,
+        detail={"name": name},
+    )
 
 
 def _keep_an_admin(session: Session, row: UserRow, change: str) -> None:

@@ -63,6 +63,6 @@ def test_load_tests_follow_engines_and_downgrade(engine: Engine) -> None:
         conn.execute(text("DELETE FROM engines"))
         assert conn.execute(text("SELECT count(*) FROM load_test_steps")).scalar() == 0
         assert conn.execute(text("SELECT count(*) FROM load_tests")).scalar() == 0
-    schema.downgrade(engine, "0009")
+    schema.downgrade(engine, "0012")
     tables = set(inspect(engine).get_table_names())
     assert "load_tests" not in tables and "load_test_steps" not in tables

@@ -50,7 +50,37 @@ def _start(
     who: str,
     bake_s: float,
     dry_run: bool,
+    canary: str | None = None,
 ) -> JSONResponse:
+    plan = start_change(
+        request,
+        session,
+        engine=engine,
+        changes=changes,
+        reason=reason,
+        who=who,
+        bake_s=bake_s,
+        dry_run=dry_run,
+        canary=canary,
+    )
+    status = 200 if dry_run else 202
+    return JSONResponse(plan.model_dump(mode="json"), status_code=status)
+
+
+def start_change(
+    request: Request,
+    session: Any,
+    *,
+    engine: str,
+    changes: dict[str, Any],
+    reason: str,
+    who: str,
+    bake_s: float,
+    dry_run: bool,
+    canary: str | None = None,
+) -> RolloutPlan:
+    """Validate a change, record its rollout and hand it to the guard (the API's and the
+    UI's one way to change an engine)."""
     with session.begin():
         row = engines.get_engine(session, engine)
         adapter = request.app.state.adapter_factory(engines.engine_target(row))
@@ -64,13 +94,13 @@ def _start(
                 actor=who,
                 bake_s=bake_s,
                 dry_run=dry_run,
+                canary=canary,
             )
         finally:
             adapter.close()
     if plan.rollout_id is not None and not plan.awaiting_approval:
         _guard(request).submit(plan.rollout_id)
-    status = 200 if dry_run else 202
-    return JSONResponse(plan.model_dump(mode="json"), status_code=status)
+    return plan
 
 
 @router.post(
@@ -97,6 +127,7 @@ def apply_change(
         who=actor(who),
         bake_s=body.bake_s or settings.guard.bake_s,
         dry_run=body.dry_run,
+        canary=body.canary,
     )
 
 

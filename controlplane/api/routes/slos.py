@@ -12,6 +12,8 @@ from controlplane.api.deps import Viewer
 from controlplane.api.deps import actor
 from controlplane.api.params import EngineRef
 from controlplane.domain import parse_slo
+from controlplane.domain.quality import is_quality_spec
+from controlplane.guard import quality as quality_probe
 from controlplane.prometheus import check_slo
 from controlplane.schemas.slos import SloCreate
 from controlplane.schemas.slos import SloRead
@@ -30,7 +32,13 @@ def list_slos(engine: EngineRef, session: SessionDep, who: Viewer) -> list[SloRe
 
 @router.put("", response_model=SloRead)
 def set_slo(engine: EngineRef, body: SloCreate, session: SessionDep, who: Operator) -> SloRead:
-    """Create or replace the SLO of that name (`p99`, `ttft_p95`, `error_rate`)."""
+    """Create or replace the SLO of that name (`p99`, `ttft_p95`, `error_rate`), or the
+    engine's quality spec (`quality>=0.98`: it needs recorded reference answers)."""
+    if is_quality_spec(body.spec):
+        with session.begin():
+            row = engines.get_engine(session, engine)
+            saved = quality_probe.set_spec(session, engine=row, text=body.spec, actor=actor(who))
+            return SloRead.from_row(saved)
     slo = parse_slo(body.spec, window_s=body.window_s)
     with session.begin():
         row = engines.get_engine(session, engine)

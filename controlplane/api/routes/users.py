@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter
 from fastapi import Path
+from fastapi import Response
 
 from controlplane.api.deps import Admin
 from controlplane.api.deps import SessionDep
@@ -38,3 +39,11 @@ def update_user(name: UserName, data: UserUpdate, session: SessionDep, who: Admi
         if data.disabled is not None:
             row = users.set_disabled(session, name=name, disabled=data.disabled, actor=actor(who))
         return UserRead.model_validate(row)
+
+
+@router.delete("/{name}", status_code=204)
+def delete_user(name: UserName, session: SessionDep, who: Admin) -> Response:
+    """Refused (409, naming them) while the user is on an on-call schedule or policy."""
+    with session.begin():
+        users.delete_user(session, name=name, actor=actor(who))
+    return Response(status_code=204)

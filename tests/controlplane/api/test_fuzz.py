@@ -5,8 +5,8 @@ schema the app publishes for it.
 Engines the fuzzer registers get arbitrary URLs; every adapter is pointed at one real
 reference engine on loopback instead, so a generated rollout is applied (or refused) by a
 real engine and no request leaves this machine. Operations that would act on the host or
-start load are left out: chaos experiments (signals, qdiscs) and tuning runs (load
-generation), whose inputs have their own tests.
+start load are left out: chaos experiments (signals, qdiscs), tuning runs (load
+generation) and the quality probe (32 prompts per call), whose inputs have their own tests.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ SKIP = {
     ("POST", "/api/v1/chaos/experiments"),
     ("POST", "/api/v1/engines/{engine}/tuning-runs"),
     ("POST", "/api/v1/tuning-runs/{run_id}/resume"),
+    ("PUT", "/api/v1/engines/{engine}/quality/reference"),
+    ("POST", "/api/v1/engines/{engine}/quality/check"),
 }
 
 

@@ -90,5 +90,30 @@ class EngineAdapterContract:
                 assert source.name in families, (series, source.name)
                 assert families[source.name] == source.type, (series, source.name)
 
+    # -- the quality probe's operations (only for kinds that declare measures) -----------
+
+    def test_quality_declarations_are_consistent(self, adapter: EngineAdapter) -> None:
+        assert adapter.quality_measures <= {"exact", "agreement", "kl"}
+        if "kl" in adapter.quality_measures:
+            assert {"exact", "agreement"} <= adapter.quality_measures
+        assert adapter.quality_knobs <= {k.name for k in adapter.search_space()}
+
+    def test_greedy_is_deterministic_and_scoring_agrees_with_it(
+        self, adapter: EngineAdapter
+    ) -> None:
+        if not adapter.quality_measures:
+            pytest.skip(f"kind {adapter.kind!r} declares no quality measures")
+        first = adapter.greedy("contract probe", max_tokens=6, timeout_s=30)
+        again = adapter.greedy("contract probe", max_tokens=6, timeout_s=30)
+        assert first == again and len(first.tokens) >= 1 and first.prompt_tokens
+        if "kl" not in adapter.quality_measures:
+            return
+        tokens = first.prompt_tokens + first.tokens
+        scores = adapter.score(tokens, start=len(first.prompt_tokens), top_k=3, timeout_s=30)
+        assert len(scores) == len(first.tokens)
+        for token, score in zip(first.tokens, scores, strict=True):
+            # Greedy: each answer token is the most likely one where it stands.
+            assert score.logprob <= 0 and score.top and score.top[0][0] == token
+
 
 __all__ = ["EngineAdapterContract", "EngineRejectedError"]

@@ -55,8 +55,8 @@ def test_registry_builds_the_reference_adapter(adapter: EngineAdapter) -> None:
 
 
 def test_unknown_kind_is_a_validation_error() -> None:
-    with pytest.raises(ValidationError, match="no adapter controls kind 'triton'"):
-        adapter_for(EngineTarget(name="t", kind="triton", url="http://127.0.0.1:1"))
+    with pytest.raises(ValidationError, match="no adapter controls kind 'sglang'"):
+        adapter_for(EngineTarget(name="t", kind="sglang", url="http://127.0.0.1:1"))
 
 
 def test_unreachable_engine() -> None:

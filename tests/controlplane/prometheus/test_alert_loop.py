@@ -14,6 +14,12 @@ the same generated rules with every window and ``for:`` divided by 60 (5 m -> 5 
 1 h -> 1 m, ``for: 2m`` -> 2 s), record names suffixed ``_short`` so they do not clash with the
 real ones, and the label ``windows="short"``. Run with ``-s`` to print the measured fault
 to stored alert and fault end to stored resolution.
+
+On-call rides the same loop: the alert opens an incident that pages the person on call
+(alice) by email, through a real SMTP server requiring STARTTLS, and through a receiver
+implementing PagerDuty's Events v2 contract; nobody acknowledges, so the next step pages bob;
+the acknowledge link in alice's mail stops the escalation (PagerDuty is told), and the
+alert resolving resolves the incident (PagerDuty again).
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ import httpx
 import pytest
 import yaml
 
+from controlplane.oncall.receivers import PagerDutyReceiver
 from controlplane.prometheus.slo_rules import WINDOWS
+from tests.controlplane.oncall.smtp import smtp_server
 from tests.fixtures.cli import ControlPlane
 from tests.fixtures.cli import run_cplane
 from tests.fixtures.engines import free_port
@@ -145,6 +153,47 @@ class Alertmanager:
                 self.process.wait()
 
 
+def _page_incident(api: httpx.Client) -> dict[str, Any]:
+    (page,) = [
+        i for i in api.get("/api/v1/incidents").json() if i["labels"]["severity"] == "critical"
+    ]
+    return dict(page)
+
+
+def _mails_to(inbox: Any, user: str) -> list[Any]:
+    return [m for m in inbox.messages if m["To"] == f"{user}@example.com"]
+
+
+def _oncall_pages_and_ack(
+    api: httpx.Client, inbox: Any, pagerduty: PagerDutyReceiver, fault_at: float
+) -> float:
+    """alice paged by mail and PagerDuty, bob after one step, alice's mail link acks."""
+    _until(lambda: _mails_to(inbox, "alice") and pagerduty.events, "alice paged")
+    paged_s = time.monotonic() - fault_at
+    incident = _page_incident(api)
+    assert incident["state"] == "triggered" and incident["engine"] == "ref"
+    trigger = pagerduty.events[0]
+    assert trigger["event_action"] == "trigger" and trigger["dedup_key"] == incident["key"]
+    mail = _mails_to(inbox, "alice")[0]
+    body = mail.get_payload(decode=True).decode()
+    assert "SLO:" in body or "p99" in body
+    assert f"/ui/incidents/{incident['id']}" in body
+    _until(lambda: _mails_to(inbox, "bob"), "bob paged when nobody acknowledged", STEP_S * 10)
+    link = re.search(r"^Acknowledge: (\S+)", body, re.M)
+    assert link is not None
+    assert httpx.post(link[1], timeout=10).status_code == 200
+    acked = api.get(f"/api/v1/incidents/{incident['id']}").json()
+    assert acked["state"] == "acknowledged" and acked["acknowledged_by"] == "user:alice"
+    _until(
+        lambda: [e["event_action"] for e in pagerduty.events][-1] == "acknowledge",
+        "PagerDuty told of the ack",
+    )
+    pages = len(inbox.messages)
+    time.sleep(STEP_S * 2)  # two more steps were due: the ack stopped them
+    assert len(inbox.messages) == pages
+    return paged_s
+
+
 def _token(env: dict[str, str], path: Path, user: str, role: str) -> Path:
     run_cplane(env, "user", "create", user, "--role", role)
     path.write_text(run_cplane(env, "token", "create", user))
@@ -152,10 +201,64 @@ def _token(env: dict[str, str], path: Path, user: str, role: str) -> Path:
     return path
 
 
+STEP_S = 3
+SCHEDULE = {
+    "name": "primary",
+    "timezone": "Europe/Berlin",
+    "layers": [
+        {"name": "w", "kind": "weekly", "start": "2026-01-05T09:00:00", "participants": ["alice"]}
+    ],
+}
+POLICY = {
+    "name": "default",
+    "repeat": 2,
+    "steps": [
+        {"targets": [{"kind": "schedule", "ref": "primary"}], "delay_s": STEP_S},
+        {"targets": [{"kind": "user", "ref": "bob"}], "delay_s": STEP_S},
+    ],
+}
+
+
+def _paging(env: dict[str, str], tmp_path: Path) -> None:
+    """alice on call (mail and PagerDuty), bob next (mail), pages routed to them."""
+    run_cplane(env, "user", "create", "alice", "--role", "operator")
+    run_cplane(env, "user", "create", "bob", "--role", "operator")
+    for user in ("alice", "bob"):
+        run_cplane(
+            env, "oncall", "contact", "add", user, "mail", "--kind", "email",
+            "--address", f"{user}@example.com",
+        )  # fmt: skip
+    run_cplane(
+        {**env, "PD_KEY": "p" * 32},
+        "oncall", "contact", "add", "alice", "pd", "--kind", "pagerduty", "--secret-env", "PD_KEY",
+    )  # fmt: skip
+    (tmp_path / "schedule.yaml").write_text(yaml.safe_dump(SCHEDULE))
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(POLICY))
+    run_cplane(env, "oncall-schedule", "create", str(tmp_path / "schedule.yaml"))
+    run_cplane(env, "escalation", "create", str(tmp_path / "policy.yaml"))
+    # Pages (critical) page; tickets open incidents of their own that page nobody.
+    run_cplane(
+        env, "oncall", "route", "add", "pages", "--policy", "default",
+        "--match", "severity=critical",
+        "--group-by", "alertname", "--group-by", "engine", "--group-by", "severity",
+    )  # fmt: skip
+
+
 @pytest.mark.slow
 def test_engine_slowdown_fires_and_resolves_a_stored_slo_alert(tmp_path: Path) -> None:
     for tool in ("prometheus", "promtool", "prometheus-alertmanager"):
         require_tool(tool)
+    with smtp_server(tmp_path) as (inbox, smtp_port, ca):
+        pagerduty = PagerDutyReceiver().start()
+        try:
+            _loop(tmp_path, inbox, smtp_port, ca, pagerduty)
+        finally:
+            pagerduty.stop()
+
+
+def _loop(
+    tmp_path: Path, inbox: Any, smtp_port: int, ca: Path, pagerduty: PagerDutyReceiver
+) -> None:
     engine = start_engine(tmp_path)
     prom = Prometheus(tmp_path / "prometheus.yml", tmp_path)
     rules = tmp_path / "slo.rules.yml"
@@ -165,8 +268,14 @@ def test_engine_slowdown_fires_and_resolves_a_stored_slo_alert(tmp_path: Path) -
         "CP_PROMETHEUS__URL": prom.url,
         "CP_PROMETHEUS__RULES_FILE": str(rules),
         "CP_PROMETHEUS__RULES_INTERVAL_S": "1",
+        "CP_ONCALL__SMTP__HOST": "127.0.0.1",
+        "CP_ONCALL__SMTP__PORT": str(smtp_port),
+        "CP_ONCALL__SMTP__CA_FILE": str(ca),
+        "CP_ONCALL__PAGERDUTY_URL": pagerduty.url,
     }
-    cp = ControlPlane(env, free_port())
+    port = free_port()
+    env["CP_ONCALL__BASE_URL"] = f"http://127.0.0.1:{port}"
+    cp = ControlPlane(env, port)
     am: Alertmanager | None = None
     admin = {"Authorization": f"Bearer {engine.admin_token}"}
     api = httpx.Client(base_url=cp.url)
@@ -176,6 +285,7 @@ def test_engine_slowdown_fires_and_resolves_a_stored_slo_alert(tmp_path: Path) -
         am_token = _token(env, tmp_path / "am.token", "alertmanager", "operator")
         run_cplane(env, "engine", "add", "ref", "--url", engine.url)
         run_cplane(env, "slo", "set", "ref", "p99_ms<=500")
+        _paging(env, tmp_path)
         short = tmp_path / "slo-short.rules.yml"
         short.write_text(short_windows(run_cplane(env, "prometheus", "rules", "--out", "-")))
 
@@ -267,6 +377,7 @@ def test_engine_slowdown_fires_and_resolves_a_stored_slo_alert(tmp_path: Path) -
             fired_s = time.monotonic() - fault_at
             assert alert["engine"] == "ref"
             assert alert["labels"]["slo"] == "p99"
+            paged_s = _oncall_pages_and_ack(api, inbox, pagerduty, fault_at)
 
             fixed_at = time.monotonic()
             httpx.put(
@@ -277,8 +388,17 @@ def test_engine_slowdown_fires_and_resolves_a_stored_slo_alert(tmp_path: Path) -
             resolved = _until(lambda: stored("resolved"), "the SLO alert stored as resolved", 45)
             resolved_s = time.monotonic() - fixed_at
         assert resolved["fingerprint"] == alert["fingerprint"]
+
+        def incident_resolved() -> bool:
+            return bool(_page_incident(api)["state"] == "resolved")
+
+        _until(incident_resolved, "the incident resolved with its alert")
+        _until(
+            lambda: [e["event_action"] for e in pagerduty.events][-1] == "resolve",
+            "PagerDuty told of the resolve",
+        )
         print(
-            f"\nfault to stored alert: {fired_s:.1f} s; "
+            f"\nfault to stored alert: {fired_s:.1f} s; fault to first page: {paged_s:.1f} s; "
             f"fault end to stored resolution: {resolved_s:.1f} s"
         )
     finally:

@@ -116,6 +116,7 @@ def test_a_firing_is_one_job_run_whoever_fires_it(
         "raw_deleted",
         "rollups_deleted",
         "job_runs_deleted",
+        "ui_sessions_deleted",
     }
     assert _metric(a, "cplane_scheduler_job_runs_total", job="retention", outcome="done") == 1
     assert _metric(a, "cplane_scheduler_job_runs_total", job="retention", outcome="duplicate") == 1
