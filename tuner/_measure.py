@@ -379,6 +379,7 @@ class CapacityMeasurer:
         self._slos = tuple(slos)
         self._policy = policy
         self._margin = margin
+        self.start_rps = start_rps
         self.best_rps = start_rps
         self.probes: list[tuple[float, bool]] = []
         """Every (rate, sustained) this measurer tried, in order, for the report."""
@@ -421,8 +422,6 @@ class CapacityMeasurer:
                 rate = rate / policy.capacity_step
         if good is not None:
             self.best_rps = max(self.best_rps, good[0])
-        # The guard bakes the next trial at the best rate found: where a breach matters.
-        self.synthetic.set_rate(self.best_rps)
         if good is None:
             assert bad is not None
             return replace(bad[1], capacity_rps=0.0)
@@ -435,6 +434,10 @@ class CapacityMeasurer:
         return None
 
     def bake_load(self) -> SyntheticMeasurer | None:
+        # The guard bakes a switch under the rate the operator named, not the best capacity
+        # found: switching back to the default for its re-measurement under the tuned
+        # config's capacity would be a breach by construction.
+        self.synthetic.set_rate(self.start_rps)
         return self.synthetic
 
     def close(self) -> None:

@@ -18,7 +18,6 @@ import optuna
 from sqlalchemy.orm import Session
 
 from controlplane.domain import ConflictError
-from controlplane.domain import DomainError
 from controlplane.domain import NotFoundError
 from controlplane.domain import TuningRunState
 from controlplane.schemas.tuning import TrialRead
@@ -72,8 +71,9 @@ def sweep_orphaned_runs(
         if tuner is not None:
             try:
                 restored = tuner.restore_pre_study(run_id)
-            except DomainError as exc:
-                restored = {"restored": False, "error": str(exc)}
+            except Exception as exc:  # noqa: BLE001 - the run is swept either way; say why not
+                log.warning("tuning run %d: pre-study config not restored: %s", run_id, exc)
+                restored = {"restored": False, "error": f"{type(exc).__name__}: {exc}"}
             with sessions() as session, session.begin():
                 tuning.stamp(session, run_id, result={"restored": restored})
     return swept

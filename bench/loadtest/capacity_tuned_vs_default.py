@@ -49,7 +49,12 @@ def main() -> None:
                   args.load, "--knob", "max_batch_size", "--trials", str(args.trials),
                   "--seed", "1", "--json")  # fmt: skip
         took = time.monotonic() - started
-    result = json.loads(out)["result"]
+    data = json.loads(out)
+    result = data["result"]
+    print(f"state {data['state']}; note: {result.get('note')}; error: {result.get('error')}")
+    for trial in result.get("trials", []):
+        print(f"  trial {trial['number']} {trial['kind']} {trial['params']} {trial['outcome']} "
+              f"{trial['values']} {trial.get('error') or ''}")  # fmt: skip
     remeasured = result.get("remeasured") or {}
     print(f"run took {took:.0f} s; best {result.get('best', {}).get('params')}")
     for label in ("default", "best"):

@@ -3,7 +3,7 @@ each concurrency step, the load test's step measurement (tuner's load generator,
 windows until stable) and a headless Locust run with as many users for as long, against
 the same engine and request. Goal: requests/s and p99 within 10 %.
 
-    python -m bench.loadtest.locust_crosscheck [--steps 1,4,16] [--duration 20] [--model tiny]
+    python -m bench.loadtest.locust_crosscheck [--steps 1,4,16] [--duration 20] [--rounds 2]
 
 Locust runs as its own process (it monkey-patches the standard library with gevent);
 its p99 comes from its own histogram, which rounds latencies above 100 ms to 10 ms.
@@ -15,6 +15,7 @@ import argparse
 import csv
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     steps = [int(s) for s in args.steps.split(",")]
     # Fixed windows as long as Locust's run: the comparison is of the two tools, not of the
@@ -66,12 +68,23 @@ def main() -> None:
                                 stream=True, timeout_s=60, seed=seed,
                                 extra_body={"ignore_eos": True})  # fmt: skip
 
-            ours = measure_step(index, users, spec_for, slos=(), policy=policy)
-            rps, p99 = _locust(url, users, args.duration, args.model, Path(tmp))
-            ours_p99 = ours.p99_ms or 0.0
-            print(f"{users:>5} {ours.throughput_rps:>9.1f} {rps:>10.1f} "
-                  f"{rps / ours.throughput_rps - 1:>+6.1%} {ours_p99:>9.0f} {p99:>10.0f} "
-                  f"{p99 / ours_p99 - 1 if ours_p99 else 0:>+6.1%}", flush=True)  # fmt: skip
+            # Alternate the two tools and compare medians: the host's background load drifts.
+            ours_rps: list[float] = []
+            ours_p99: list[float] = []
+            locust_rps: list[float] = []
+            locust_p99: list[float] = []
+            for _ in range(args.rounds):
+                ours = measure_step(index, users, spec_for, slos=(), policy=policy)
+                ours_rps.append(ours.throughput_rps)
+                ours_p99.append(ours.p99_ms or 0.0)
+                rps, p99 = _locust(url, users, args.duration, args.model, Path(tmp))
+                locust_rps.append(rps)
+                locust_p99.append(p99)
+            a_rps, b_rps = statistics.median(ours_rps), statistics.median(locust_rps)
+            a_p99, b_p99 = statistics.median(ours_p99), statistics.median(locust_p99)
+            print(f"{users:>5} {a_rps:>9.1f} {b_rps:>10.1f} {b_rps / a_rps - 1:>+6.1%} "
+                  f"{a_p99:>9.0f} {b_p99:>10.0f} {b_p99 / a_p99 - 1 if a_p99 else 0:>+6.1%}"
+                  f"   rounds: ours {ours_rps} locust {locust_rps}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

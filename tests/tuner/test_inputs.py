@@ -59,6 +59,8 @@ def test_cli_refuses_bad_input_with_one_line_and_starts_nothing(
         (["--load", "rate=4,concurrency=2"], "exactly one of"),
         (["--trials", "0"], "trials"),
         (["--objective", "speed"], "objective"),
+        (["--objective", "capacity"], "slo: the capacity objective needs a latency SLO"),
+        (["--objective", "capacity", "--slo", "p99_ms<=300", "--load", "live"], "load:"),
     ]
     for extra, needle in cases:
         code, err = _cli(capsys, "tune", "llm", *extra)
