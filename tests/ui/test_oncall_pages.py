@@ -94,6 +94,7 @@ def test_an_operator_acks_snoozes_notes_and_resolves_an_incident(
     detail = ui_app_client.get(f"/ui/incidents/{first}").text
     assert f'action="/ui/incidents/{first}/ack"' in detail
     assert XSS not in detail and ESCAPED in detail
+    assert not re.search(r"<script(?![^>]*\bsrc=)|\son[a-z]+=", detail)
     assert "escalated" in detail and "alice" in detail.split('id="incident-paged"')[1][:80]
 
     acked = ui_app_client.post(f"/ui/incidents/{first}/ack", data={"csrf": csrf})
@@ -199,6 +200,7 @@ def test_on_call_now_a_week_with_its_override_and_the_policies(
 
     week = ui_app_client.get("/ui/oncall/schedules/primary")
     assert week.status_code == 200
+    assert not re.search(r"<script(?![^>]*\bsrc=)|\son[a-z]+=", week.text)
     assert week.text.split('id="schedule-now"')[1].startswith(">bob<")
     table = week.text.split('id="week"')[1].split("</table>")[0]
     assert table.count("<th rowspan=") + table.count('<th scope="row">') == 7
