@@ -90,6 +90,11 @@ def test_an_operator_acks_snoozes_notes_and_resolves_an_incident(
     # Incidents come before the alerts they group.
     assert listing.index('id="open-incidents"') < listing.index("Firing alerts")
     assert ui_app_client.get("/ui/incidents").headers["location"] == "/ui/alerts"
+    # The tables refresh themselves: the fragment they poll carries the same rows.
+    assert 'hx-get="/ui/alerts/incidents"' in listing
+    live = ui_app_client.get("/ui/alerts/incidents", headers={"HX-Request": "true"})
+    assert live.status_code == 200 and live.text.startswith('<div id="incidents-live"')
+    assert f'href="/ui/incidents/{second}"' in live.text and "<html" not in live.text
 
     detail = ui_app_client.get(f"/ui/incidents/{first}").text
     assert f'action="/ui/incidents/{first}/ack"' in detail
@@ -114,7 +119,7 @@ def test_an_operator_acks_snoozes_notes_and_resolves_an_incident(
         )
     assert "incident.acknowledged" in actions, actions
     # Acknowledged open incidents sort after the triggered one that still pages.
-    listing = ui_app_client.get("/ui/alerts").text
+    listing = ui_app_client.get("/ui/alerts/incidents").text
     assert listing.index(f"/ui/incidents/{second}") < listing.index(f"/ui/incidents/{first}")
 
     bad = ui_app_client.post(f"/ui/incidents/{first}/snooze", data={"csrf": csrf, "minutes": "0"})

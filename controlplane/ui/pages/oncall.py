@@ -105,6 +105,21 @@ def _render_incident(
     )
 
 
+@router.get("/alerts/incidents")
+def incidents_live(request: Request, session: SessionDep, user: UiViewer) -> Response:
+    """The alerts page's incident tables, polled by htmx: a page left open on a wall
+    screen shows an incident open, get acknowledged and resolve without a reload."""
+    with session.begin():
+        open_incidents, resolved_incidents = incident_rows(session)
+    return page(
+        request,
+        "fragments/incidents_live.html",
+        user,
+        open_incidents=open_incidents,
+        resolved_incidents=resolved_incidents,
+    )
+
+
 @router.get("/incidents")
 def incident_list(user: UiViewer) -> Response:
     """Incidents are listed with the alerts that make them."""
