@@ -143,6 +143,12 @@ def test_an_operator_acks_snoozes_notes_and_resolves_an_incident(
     assert resolved.status_code == 303 and _state(db_engine, first) == "resolved"
     final = ui_app_client.get(f"/ui/incidents/{first}").text
     assert 'id="incident-actions"' not in final
+    # The API's refusals, shown on the page: nothing changes.
+    late = ui_app_client.post(f"/ui/incidents/{first}/ack", data={"csrf": csrf})
+    assert late.status_code == 409 and 'role="alert"' in late.text
+    late = ui_app_client.post(f"/ui/incidents/{first}/snooze", data={"csrf": csrf, "minutes": "5"})
+    assert late.status_code == 422 and "a resolved incident cannot be snoozed" in late.text
+    assert _state(db_engine, first) == "resolved"
     listing = ui_app_client.get("/ui/alerts").text
     resolved_table = listing.split('id="resolved-incidents"')[1].split("</table>")[0]
     assert f"/ui/incidents/{first}" in resolved_table
