@@ -41,6 +41,7 @@ from controlplane.domain.incidents import INCIDENT_LIFECYCLE
 from controlplane.domain.incidents import OPEN_INCIDENT_STATES
 from controlplane.domain.incidents import REOPEN_WINDOW
 from controlplane.domain.incidents import IncidentState
+from controlplane.domain.incidents import NotificationState
 from controlplane.domain.incidents import NotifyAction
 from controlplane.domain.incidents import group_hash
 from controlplane.domain.incidents import group_labels
@@ -61,6 +62,7 @@ from controlplane.store.models import EscalationPolicyRow
 from controlplane.store.models import IncidentAlertRow
 from controlplane.store.models import IncidentEventRow
 from controlplane.store.models import IncidentRow
+from controlplane.store.models import NotificationRow
 from controlplane.store.models import UserRow
 
 SYSTEM = "system:oncall"
@@ -601,6 +603,40 @@ def _counts(session: Session, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         .group_by(IncidentAlertRow.incident_id)
     )
     return {i: (int(firing or 0), int(total)) for i, total, firing in rows}
+
+
+# A page that was (or is being) delivered; cancelled and suppressed ones reached nobody.
+_PAGED_STATES = tuple(
+    s.value
+    for s in (
+        NotificationState.pending,
+        NotificationState.sending,
+        NotificationState.sent,
+        NotificationState.failed,
+    )
+)
+
+
+def paged_users(session: Session, ids: Sequence[int]) -> dict[int, list[str]]:
+    """Who each incident's escalation paged (its trigger messages), by name, in one query."""
+    if not ids:
+        return {}
+    out: dict[int, list[str]] = {}
+    rows = session.execute(
+        select(NotificationRow.incident_id, UserRow.name)
+        .join(UserRow, UserRow.id == NotificationRow.user_id)
+        .where(
+            NotificationRow.incident_id.in_(ids),
+            NotificationRow.action == NotifyAction.trigger.value,
+            NotificationRow.state.in_(_PAGED_STATES),
+        )
+        .group_by(NotificationRow.incident_id, UserRow.name)
+        .order_by(NotificationRow.incident_id, func.min(NotificationRow.id))
+    )
+    for incident_id, name in rows:
+        if incident_id is not None:
+            out.setdefault(incident_id, []).append(name)
+    return out
 
 
 def _read(

@@ -26,6 +26,7 @@ NAV = (
     ("rollouts", "Rollouts", "/ui/rollouts", "viewer"),
     ("tuning", "Tuning", "/ui/tuning", "viewer"),
     ("alerts", "Alerts", "/ui/alerts", "viewer"),
+    ("oncall", "On-call", "/ui/oncall", "viewer"),
     ("chaos", "Chaos", "/ui/chaos", "admin"),
     ("admin", "Admin", "/ui/admin", "admin"),
 )

@@ -22,7 +22,15 @@ from tests.fixtures.db import SQLITE_ONLY
 from tests.ui.conftest import AccountMaker
 from tests.ui.conftest import sign_in
 
-PAGES = ["/ui/fleet", "/ui/rollouts", "/ui/tuning", "/ui/alerts", "/ui/admin", "/ui/chaos"]
+PAGES = [
+    "/ui/fleet",
+    "/ui/rollouts",
+    "/ui/tuning",
+    "/ui/alerts",
+    "/ui/oncall",
+    "/ui/admin",
+    "/ui/chaos",
+]
 
 
 @SQLITE_ONLY

@@ -2,7 +2,8 @@
 plane (uvicorn in a thread, collectors, guard and tuner running) and a real reference
 engine process: sign in, see the engine, apply a change and watch its rollout commit
 without a reload, see a breaching change rolled back with its evidence, run a short tuning
-study and see its trials and plots, and find a viewer's forged posts refused.
+study and see its trials and plots, acknowledge an incident, and find a viewer's forged
+posts refused.
 
 One engine, one control plane and one browser serve the whole module; the tests run in
 file order and each sets the SLO it needs. Screenshots of every page land in
@@ -23,17 +24,21 @@ from playwright.sync_api import Browser
 from playwright.sync_api import BrowserContext
 from playwright.sync_api import Page
 from playwright.sync_api import expect
+from sqlalchemy import Engine
 
 from controlplane.api.app import create_app
 from controlplane.domain import Role
+from controlplane.domain.alerts import AlertSource
 from controlplane.schemas.engines import EngineCreate
 from controlplane.settings import CollectorSettings
 from controlplane.settings import GuardSettings
 from controlplane.settings import Settings
 from controlplane.settings import TunerSettings
+from controlplane.store import alerts
 from controlplane.store import engines
 from controlplane.store import schema
 from controlplane.store import users
+from controlplane.store.base import utcnow
 from controlplane.store.database import make_engine
 from controlplane.store.database import make_session_factory
 from controlplane.store.database import unit_of_work
@@ -85,6 +90,7 @@ class Plane:
     operator: Account
     viewer: Account
     shots: Path
+    db: Engine
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +133,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
                 accounts[Role.operator],
                 accounts[Role.viewer],
                 shots,
+                db,
             )
     finally:
         engine.stop()
@@ -245,6 +252,40 @@ def test_a_short_tuning_run_shows_trials_and_plots(browser: Browser, plane: Plan
     context.close()
 
 
+def test_an_operator_acknowledges_an_incident(browser: Browser, plane: Plane) -> None:
+    # An alert raised through the store's own function opens its incident, as a detector's
+    # would (no route: it pages nobody).
+    with unit_of_work(make_session_factory(plane.db)) as s:
+        ref = engines.get_engine(s, "ref")
+        alerts.raise_alert(
+            s,
+            alerts.RaisedAlert(
+                fingerprint="ui-browser-p99",
+                alertname="EngineHighP99Latency",
+                source=AlertSource.detector,
+                engine_id=ref.id,
+                labels={"alertname": "EngineHighP99Latency", "engine": "ref", "severity": "page"},
+                annotations={"summary": "p99 above its SLO"},
+            ),
+            actor="t",
+            now=utcnow(),
+        )
+    context, page = _signed_in(browser, plane, plane.operator)
+    page.goto(f"{plane.url}/ui/alerts")
+    open_incidents = page.locator("#open-incidents")
+    expect(open_incidents).to_contain_text("EngineHighP99Latency")
+    _shot(page, plane, "alerts")
+    open_incidents.get_by_role("link", name=re.compile("EngineHighP99Latency")).click()
+    expect(page).to_have_url(re.compile(r"/ui/incidents/\d+$"))
+    expect(page.locator("#incident-state")).to_have_text("triggered")
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.locator("#incident-state")).to_have_text("acknowledged")
+    expect(page.locator("#incident-timeline")).to_contain_text(f"by user:{plane.operator.name}")
+    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    _shot(page, plane, "incident")
+    context.close()
+
+
 def test_a_viewer_cannot_mutate_and_posts_need_csrf(browser: Browser, plane: Plane) -> None:
     context, page = _signed_in(browser, plane, plane.viewer)
     page.goto(f"{plane.url}/ui/engines/ref")
@@ -263,7 +304,7 @@ def test_a_viewer_cannot_mutate_and_posts_need_csrf(browser: Browser, plane: Pla
     context, page = _signed_in(browser, plane, plane.admin)
     no_token = page.request.post(f"{plane.url}/ui/engines/ref/slos", form={"spec": "p99_ms<=1"})
     assert no_token.status == 403
-    for name in ("alerts", "chaos", "admin", "rollouts"):
+    for name in ("chaos", "admin", "rollouts"):
         page.goto(f"{plane.url}/ui/{name}")
         expect(page.locator("h1")).to_be_visible()
         _shot(page, plane, name)

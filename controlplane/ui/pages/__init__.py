@@ -9,6 +9,7 @@ from controlplane.ui.pages import alerts
 from controlplane.ui.pages import chaos
 from controlplane.ui.pages import engine
 from controlplane.ui.pages import fleet
+from controlplane.ui.pages import oncall
 from controlplane.ui.pages import rollouts
 from controlplane.ui.pages import session
 from controlplane.ui.pages import tuning
@@ -20,9 +21,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     rollouts.router,
     tuning.router,
     alerts.router,
-    # Incidents and on-call pages belong here, beside alerts, as their own module
-    # (controlplane/ui/pages/oncall.py) built on controlplane.oncall, with a NAV entry in
-    # controlplane/ui/render.py and templates extending alerts.html's ``incidents`` block.
+    oncall.router,
     chaos.router,
     admin.router,
 )

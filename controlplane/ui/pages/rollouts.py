@@ -81,6 +81,9 @@ def _detail(session: SessionDep, rollout_id: int) -> dict[str, Any]:
     evidence = row.evidence or {}
     decisions = [d for d in evidence.get("decisions", []) if isinstance(d, dict)]
     breach = next((d for d in decisions if d.get("verdict") == "breach"), None)
+    verdict = evidence.get("verdict") or {}
+    # The quality probe's evidence (controlplane.guard.quality.verdict_json), where it ran.
+    quality = verdict.get("quality") if isinstance(verdict, dict) else None
     return {
         "rollout": row,
         "engine": engine,
@@ -89,7 +92,8 @@ def _detail(session: SessionDep, rollout_id: int) -> dict[str, Any]:
         "lkg": None if lkg is None else EngineConfigRead.model_validate(lkg),
         "timeline": timeline,
         "evidence": evidence,
-        "verdict": evidence.get("verdict") or {},
+        "verdict": verdict,
+        "quality": quality if isinstance(quality, dict) else None,
         "decisions": decisions,
         "breach": breach,
         "terminal": RolloutState(row.state).terminal,
