@@ -52,6 +52,7 @@ from controlplane.schemas.oncall import IncidentDetail
 from controlplane.schemas.oncall import IncidentEventRead
 from controlplane.schemas.oncall import IncidentRead
 from controlplane.schemas.oncall import NotificationRead
+from controlplane.store import audit
 from controlplane.store import notifications
 from controlplane.store import oncall
 from controlplane.store.lifecycle import transition
@@ -583,6 +584,15 @@ def snooze(
 def add_note(session: Session, incident_id: int, *, text: str, actor: str, now: datetime) -> None:
     row = _row(session, incident_id)
     event(session, row.id, "note", actor=actor, now=now, detail={"text": text})
+    # A note is a mutation like the moves: in the audit log too (the timeline keeps the text).
+    audit.record(
+        session,
+        actor=actor,
+        action="incident.note",
+        target_type="incident",
+        target_id=row.id,
+        detail={"chars": len(text)},
+    )
     session.flush()
 
 

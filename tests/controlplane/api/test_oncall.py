@@ -160,6 +160,7 @@ def test_webhook_alerts_become_incidents_acked_by_operators_only(
     assert [(n["channel"], n["user"]) for n in detail["notifications"]] == [("email", "alice")]
     audit = client.get("/api/v1/audit", headers=admin).json()
     assert any(e["action"] == "incident.acknowledged" for e in audit)
+    assert any(e["action"] == "incident.note" for e in audit)
     metrics = client.get("/metrics").text
     assert 'cplane_incidents{state="acknowledged"} 1.0' in metrics
     assert "cplane_incident_time_to_ack_seconds_count 1.0" in metrics
