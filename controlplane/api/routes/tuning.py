@@ -31,6 +31,7 @@ from tuner import request_stop
 from tuner import resume_run
 from tuner import start_run
 from tuner import storage_url
+from tuner import study_exists
 
 router = APIRouter(prefix="/api/v1", tags=["Tuning"])
 
@@ -93,6 +94,9 @@ def get_tuning_trials(
 ) -> list[TrialRead]:
     with session.begin():
         study = tuning.get_run(session, run_id).study_name
+    # Opening Optuna's storage before the tuner has made its tables would race it doing so.
+    if not study_exists(request.app.state.db_engine, study):
+        return []
     return list_trials(storage_url(request.app.state.db_engine), study)
 
 
