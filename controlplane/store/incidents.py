@@ -51,8 +51,10 @@ from controlplane.schemas.oncall import IncidentDetail
 from controlplane.schemas.oncall import IncidentEventRead
 from controlplane.schemas.oncall import IncidentRead
 from controlplane.schemas.oncall import NotificationRead
+from controlplane.store import incident_context
 from controlplane.store import notifications
 from controlplane.store import oncall
+from controlplane.store.base import utcnow
 from controlplane.store.lifecycle import transition
 from controlplane.store.models import AlertRow
 from controlplane.store.models import ContactMethodRow
@@ -652,8 +654,20 @@ def list_incidents(
     return [_read(r, e, p, counts.get(r.id, (0, 0))) for r, e, p in rows]
 
 
-def get_incident(session: Session, incident_id: int) -> IncidentDetail:
+def get_incident(
+    session: Session,
+    incident_id: int,
+    *,
+    now: datetime | None = None,
+    lead: timedelta = incident_context.DEFAULT_LEAD,
+) -> IncidentDetail:
+    """The incident with its alerts, timeline, notifications and the rollouts and tuning
+    runs of its engine from ``lead`` before it opened to its resolution (or ``now``)."""
     row = _row(session, incident_id)
+    start, end = incident_context.window(
+        row.triggered_at, row.resolved_at, now=now or utcnow(), lead=lead
+    )
+    engine_id = row.engine_id
     base = _read_one(session, row)
     alert_ids = list(
         session.scalars(
@@ -690,6 +704,14 @@ def get_incident(session: Session, incident_id: int) -> IncidentDetail:
         alert_ids=alert_ids,
         timeline=timeline,
         notifications=sent,
+        context_from=start,
+        context_to=end,
+        rollouts=[]
+        if engine_id is None
+        else incident_context.nearby_rollouts(session, engine_id, start, end),
+        tuning_runs=[]
+        if engine_id is None
+        else incident_context.nearby_tuning_runs(session, engine_id, start, end),
     )
 
 

@@ -158,6 +158,10 @@ def test_webhook_alerts_become_incidents_acked_by_operators_only(
     # The page to alice was written with the incident (whether the leader's sender got to it
     # before the ack is a race this test does not decide).
     assert [(n["channel"], n["user"]) for n in detail["notifications"]] == [("email", "alice")]
+    # Its engine is not registered here: nothing to look up around it.
+    assert detail["rollouts"] == [] and detail["tuning_runs"] == []
+    wide = client.get(url, params={"before_minutes": -1}, headers=auth(Role.viewer))
+    assert wide.status_code == 422 and "before_minutes" in wide.text
     audit = client.get("/api/v1/audit", headers=admin).json()
     assert any(e["action"] == "incident.acknowledged" for e in audit)
     metrics = client.get("/metrics").text

@@ -18,6 +18,7 @@ from controlplane.schemas.engines import EngineCreate
 from controlplane.settings import Settings
 from controlplane.store import engines
 from controlplane.store import oncall
+from controlplane.store import rollouts
 from controlplane.store.database import make_engine
 from controlplane.store.database import make_session_factory
 from controlplane.store.models import ContactMethodRow
@@ -101,9 +102,17 @@ def test_incident_commands(cli: Run, tmp_path: Path) -> None:
     engine = make_engine(Settings(data_dir=tmp_path / "data"))
     factory = make_session_factory(engine)
     with factory() as session, session.begin():
-        engines.add_engine(
+        e1 = engines.add_engine(
             session, data=EngineCreate(name="e1", url="http://127.0.0.1:9"), actor="t"
         )
+        rollout = rollouts.start_rollout(
+            session,
+            engine_id=e1.id,
+            from_config_id=None,
+            to_config_id=None,
+            reason="manual",
+            actor="t",
+        ).id
     GuardAlerts(factory)(GuardEvent("rollout.rolled_back", "e1", 4, "p99 over the SLO"))
     engine.dispose()
     code, out, err = cli("incident", "list", "--open", "--json")
@@ -114,6 +123,9 @@ def test_incident_commands(cli: Run, tmp_path: Path) -> None:
     assert cli("incident", "note", ref, "rolled back by the guard; watching")[0] == 0
     code, out, _ = cli("incident", "show", ref)
     assert "acknowledged" in out and "watching" in out and "cli:" in out
+    assert f"rollout #{rollout:<6} pending      manual" in out
+    code, out, _ = cli("incident", "show", ref, "--json")
+    assert [r["id"] for r in json.loads(out)["rollouts"]] == [rollout]
     assert cli("incident", "resolve", ref)[1].strip() == f"incident {ref} resolved"
 
 
@@ -128,6 +140,7 @@ def test_incident_commands(cli: Run, tmp_path: Path) -> None:
         ),
         (("incident", "snooze", "1", "soon"), "duration"),
         (("incident", "ack", "0"), "incident_id"),
+        (("incident", "show", "1", "--before", "soon"), "before"),
         (("user", "timezone", "alice", "Mars/Olympus"), "timezone"),
     ],
 )
