@@ -205,7 +205,18 @@ class ShiftRead(ReadModel):
 
 class TargetIn(InputModel):
     kind: TargetKind
-    ref: str = Field(min_length=1, max_length=100, description="Schedule or user name.")
+    ref: str = Field(min_length=1, max_length=100, description="Schedule, user or team name.")
+
+
+class TeamCreate(InputModel):
+    name: str = Field(min_length=1, max_length=100, pattern=NAME)
+    members: list[str] = Field(default_factory=list, max_length=200, description="User names.")
+
+
+class TeamRead(ReadModel):
+    id: int
+    name: str
+    members: list[str]
 
 
 class StepIn(InputModel):

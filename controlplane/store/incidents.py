@@ -54,6 +54,7 @@ from controlplane.schemas.oncall import NotificationRead
 from controlplane.store import incident_context
 from controlplane.store import notifications
 from controlplane.store import oncall
+from controlplane.store import teams
 from controlplane.store.base import utcnow
 from controlplane.store.lifecycle import transition
 from controlplane.store.models import AlertRow
@@ -294,6 +295,11 @@ def _step_targets(
         if target.kind is TargetKind.user:
             users.append(target.id)
             seen.append({"user": target.id})
+            continue
+        if target.kind is TargetKind.team:
+            members = teams.member_ids(session, target.id)
+            users.extend(members)
+            seen.append({"team": target.id, "members": members})
             continue
         try:
             loaded = oncall.load_schedule(session, str(target.id))

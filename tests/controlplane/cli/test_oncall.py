@@ -98,6 +98,21 @@ def test_configure_and_ask_who_is_on_call_across_dst(
     assert code == 2 and "schedule primary" in err and "\n" not in err.strip()
 
 
+def test_team_commands(cli: Run, tmp_path: Path) -> None:
+    assert cli("team", "create", "sre", "--member", "alice")[0] == 0
+    assert cli("team", "add", "sre", "bob")[0] == 0
+    assert cli("team", "remove", "sre", "alice")[0] == 0
+    code, out, _ = cli("team", "list", "--json")
+    assert [(t["name"], t["members"]) for t in json.loads(out)] == [("sre", ["bob"])]
+    policy = {"name": "sre", "steps": [{"targets": [{"kind": "team", "ref": "sre"}]}]}
+    (tmp_path / "p.json").write_text(json.dumps(policy))
+    assert cli("escalation", "create", str(tmp_path / "p.json"))[0] == 0
+    code, _, err = cli("team", "delete", "sre")
+    assert code == 2 and "policies: sre" in err and "\n" not in err.strip()
+    assert cli("escalation", "delete", "sre")[0] == 0
+    assert cli("team", "delete", "sre")[0] == 0
+
+
 def test_incident_commands(cli: Run, tmp_path: Path) -> None:
     engine = make_engine(Settings(data_dir=tmp_path / "data"))
     factory = make_session_factory(engine)
@@ -140,6 +155,7 @@ def test_incident_commands(cli: Run, tmp_path: Path) -> None:
         ),
         (("incident", "snooze", "1", "soon"), "duration"),
         (("incident", "ack", "0"), "incident_id"),
+        (("team", "create", "sre", "--member", "nobody"), "members[0]"),
         (("incident", "show", "1", "--before", "soon"), "before"),
         (("user", "timezone", "alice", "Mars/Olympus"), "timezone"),
     ],
