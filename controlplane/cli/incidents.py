@@ -3,6 +3,7 @@ Each command acts on the store directly and is audited as the OS user (``cli:<us
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -42,11 +43,18 @@ def list_incidents(
 def show(
     ctx: typer.Context,
     incident_id: IncidentId,
+    before: Annotated[
+        str, typer.Option(help="Rollouts and tuning runs from this long before it opened.")
+    ] = "30m",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """One incident with its timeline and notifications."""
+    """One incident with its timeline, notifications, and the rollouts and tuning runs of
+    its engine around it."""
+    lead = timedelta(seconds=parse_duration(before, field="before"))
+    if lead > timedelta(days=7):
+        raise ValidationError("before: at most 7 days", field="before")
     with cli_context(ctx).session() as session:
-        detail = incidents.get_incident(session, incident_id)
+        detail = incidents.get_incident(session, incident_id, now=utcnow(), lead=lead)
     if as_json:
         print(detail.model_dump_json(indent=2))
         return
@@ -61,6 +69,18 @@ def show(
             f"  notify {n.channel.value:<9} {n.action:<11} {n.state.value:<10} "
             f"to {n.user or '-'} (attempts {n.attempts})"
         )
+    window = f"{detail.context_from.isoformat()} .. {detail.context_to.isoformat()}"
+    print(f"  changes around it ({window}):")
+    for r in detail.rollouts:
+        ended = r.finished_at.isoformat() if r.finished_at else "in flight"
+        began = r.started_at.isoformat()
+        print(f"  rollout #{r.id:<6} {r.state:<12} {r.reason:<14} {began} .. {ended}")
+    for t in detail.tuning_runs:
+        ended = t.finished_at.isoformat() if t.finished_at else "in progress"
+        began = t.started_at.isoformat()
+        print(f"  tuning  #{t.id:<6} {t.state:<12} {t.objective:<14} {began} .. {ended}")
+    if not detail.rollouts and not detail.tuning_runs:
+        print("  (no rollouts or tuning runs)")
 
 
 @app.command("ack")

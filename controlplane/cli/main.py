@@ -28,6 +28,7 @@ from controlplane.cli import rollouts
 from controlplane.cli import schedules
 from controlplane.cli import slos
 from controlplane.cli import supervise
+from controlplane.cli import teams
 from controlplane.cli import tune
 from controlplane.cli import users
 from controlplane.cli.context import CliContext
@@ -69,6 +70,7 @@ app.add_typer(incidents.app, name="incident")
 app.add_typer(oncall.app, name="oncall")
 app.add_typer(oncall.schedule_app, name="oncall-schedule")
 app.add_typer(oncall.escalation_app, name="escalation")
+app.add_typer(teams.app, name="team")
 app.add_typer(oncall.notify_app, name="notify")
 
 

@@ -189,7 +189,7 @@ def escalation_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 @escalation_app.command("create")
 def escalation_create(ctx: typer.Context, file: Path) -> None:
-    """Create from a YAML/JSON file: name, repeat, steps (targets of kind schedule or user,
+    """Create from a YAML/JSON file: name, repeat, steps (targets of kind schedule, user or team,
     delay_s before the next step)."""
     body = PolicyCreate.model_validate(_load(file))
     with cli_context(ctx).session() as session:

@@ -26,6 +26,7 @@ MAX_REPEAT = 20
 class TargetKind(StrEnum):
     schedule = "schedule"
     user = "user"
+    team = "team"
 
 
 class ChannelKind(StrEnum):

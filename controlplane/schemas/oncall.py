@@ -205,7 +205,18 @@ class ShiftRead(ReadModel):
 
 class TargetIn(InputModel):
     kind: TargetKind
-    ref: str = Field(min_length=1, max_length=100, description="Schedule or user name.")
+    ref: str = Field(min_length=1, max_length=100, description="Schedule, user or team name.")
+
+
+class TeamCreate(InputModel):
+    name: str = Field(min_length=1, max_length=100, pattern=NAME)
+    members: list[str] = Field(default_factory=list, max_length=200, description="User names.")
+
+
+class TeamRead(ReadModel):
+    id: int
+    name: str
+    members: list[str]
 
 
 class StepIn(InputModel):
@@ -325,11 +336,37 @@ class NotificationRead(ReadModel):
     last_error: str | None
 
 
+class NearbyRollout(ReadModel):
+    """A rollout of the incident's engine that was in flight during the incident's window."""
+
+    id: int
+    state: str
+    reason: str
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class NearbyTuningRun(ReadModel):
+    """A tuning run of the incident's engine that was in progress during its window."""
+
+    id: int
+    state: str
+    objective: str
+    started_at: datetime
+    finished_at: datetime | None
+
+
 class IncidentDetail(IncidentRead):
     annotations: dict[str, str]
     alert_ids: list[int]
     timeline: list[IncidentEventRead]
     notifications: list[NotificationRead]
+    # The changes an on-call person asks about first: what moved on this engine just before
+    # or while it broke. Window: ``context_from`` to ``context_to``.
+    context_from: datetime
+    context_to: datetime
+    rollouts: list[NearbyRollout]
+    tuning_runs: list[NearbyTuningRun]
 
 
 class SnoozeIn(InputModel):

@@ -53,8 +53,11 @@ from controlplane.schemas.oncall import IncidentEventRead
 from controlplane.schemas.oncall import IncidentRead
 from controlplane.schemas.oncall import NotificationRead
 from controlplane.store import audit
+from controlplane.store import incident_context
 from controlplane.store import notifications
 from controlplane.store import oncall
+from controlplane.store import teams
+from controlplane.store.base import utcnow
 from controlplane.store.lifecycle import transition
 from controlplane.store.models import AlertRow
 from controlplane.store.models import ContactMethodRow
@@ -295,6 +298,11 @@ def _step_targets(
         if target.kind is TargetKind.user:
             users.append(target.id)
             seen.append({"user": target.id})
+            continue
+        if target.kind is TargetKind.team:
+            members = teams.member_ids(session, target.id)
+            users.extend(members)
+            seen.append({"team": target.id, "members": members})
             continue
         try:
             loaded = oncall.load_schedule(session, str(target.id))
@@ -698,8 +706,20 @@ def list_incidents(
     return [_read(r, e, p, counts.get(r.id, (0, 0))) for r, e, p in rows]
 
 
-def get_incident(session: Session, incident_id: int) -> IncidentDetail:
+def get_incident(
+    session: Session,
+    incident_id: int,
+    *,
+    now: datetime | None = None,
+    lead: timedelta = incident_context.DEFAULT_LEAD,
+) -> IncidentDetail:
+    """The incident with its alerts, timeline, notifications and the rollouts and tuning
+    runs of its engine from ``lead`` before it opened to its resolution (or ``now``)."""
     row = _row(session, incident_id)
+    start, end = incident_context.window(
+        row.triggered_at, row.resolved_at, now=now or utcnow(), lead=lead
+    )
+    engine_id = row.engine_id
     base = _read_one(session, row)
     alert_ids = list(
         session.scalars(
@@ -736,6 +756,14 @@ def get_incident(session: Session, incident_id: int) -> IncidentDetail:
         alert_ids=alert_ids,
         timeline=timeline,
         notifications=sent,
+        context_from=start,
+        context_to=end,
+        rollouts=[]
+        if engine_id is None
+        else incident_context.nearby_rollouts(session, engine_id, start, end),
+        tuning_runs=[]
+        if engine_id is None
+        else incident_context.nearby_tuning_runs(session, engine_id, start, end),
     )
 
 

@@ -478,6 +478,28 @@ class NotificationRuleRow(Base):
     delay_s: Mapped[int] = mapped_column(Integer)
 
 
+class OncallTeamRow(Timestamped, Base):
+    """A team an escalation step can page as a whole: every member at once."""
+
+    __tablename__ = "oncall_teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class OncallTeamMemberRow(Base):
+    # Deleting a user takes them out of their teams (cascade): a team pages whoever is in
+    # it, so it loses no slot the way a schedule would.
+    __tablename__ = "oncall_team_members"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("oncall_teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
 class OncallScheduleRow(Timestamped, Base):
     """An on-call schedule; its layers and overrides are rows of their own so that a user on
     a schedule cannot be deleted from under it (the foreign keys restrict)."""

@@ -62,6 +62,7 @@ from controlplane.store.models import OncallLayerRow
 from controlplane.store.models import OncallOverrideRow
 from controlplane.store.models import OncallRouteRow
 from controlplane.store.models import OncallScheduleRow
+from controlplane.store.models import OncallTeamRow
 from controlplane.store.models import SilenceRow
 from controlplane.store.models import UserRow
 
@@ -581,6 +582,11 @@ def create_policy(session: Session, body: PolicyCreate, *, actor: str) -> Policy
             where = f"steps[{i}].targets[{j}]"
             if t.kind is TargetKind.user:
                 tid = _user_id(session, t.ref, field=where)
+            elif t.kind is TargetKind.team:
+                found = session.scalar(select(OncallTeamRow.id).where(OncallTeamRow.name == t.ref))
+                if found is None:
+                    raise ValidationError(f"{where}: unknown team {t.ref!r}", field=where)
+                tid = found
             else:
                 try:
                     tid = _schedule_row(session, t.ref).id

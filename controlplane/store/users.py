@@ -134,9 +134,10 @@ def set_timezone(session: Session, *, name: str, timezone: str, actor: str) -> U
 
 
 def delete_user(session: Session, *, name: str, actor: str) -> None:
-    """Delete a user and their tokens, contact methods and rules. Refused while the user is
-    on an on-call schedule or named by an escalation policy (the message names them): a
-    schedule must never silently lose the person it pages."""
+    """Delete a user and their tokens, contact methods, rules and team memberships. Refused
+    while the user is on an on-call schedule or named by an escalation policy (the message
+    names them): a schedule must never silently lose the person it pages. A team pages
+    whoever is in it, so leaving one loses no slot."""
     row = get_user(session, name)
     used = user_references(session, row.id)
     if used:

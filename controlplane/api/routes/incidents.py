@@ -4,6 +4,7 @@ caller."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter
@@ -47,9 +48,24 @@ def list_incidents(
 
 
 @router.get("/{incident_id}", response_model=IncidentDetail)
-def get_incident(incident_id: RowId, session: SessionDep, who: Viewer) -> IncidentDetail:
+def get_incident(
+    incident_id: RowId,
+    session: SessionDep,
+    who: Viewer,
+    before_minutes: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=7 * 24 * 60,
+            description="How long before the incident opened its rollouts and tuning runs "
+            "are looked for.",
+        ),
+    ] = 30,
+) -> IncidentDetail:
     with session.begin():
-        return incidents.get_incident(session, incident_id)
+        return incidents.get_incident(
+            session, incident_id, now=utcnow(), lead=timedelta(minutes=before_minutes)
+        )
 
 
 @router.post("/{incident_id}/ack", response_model=IncidentRead)

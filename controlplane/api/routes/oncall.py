@@ -41,7 +41,10 @@ from controlplane.schemas.oncall import ScheduleRead
 from controlplane.schemas.oncall import ShiftRead
 from controlplane.schemas.oncall import SilenceCreate
 from controlplane.schemas.oncall import SilenceRead
+from controlplane.schemas.oncall import TeamCreate
+from controlplane.schemas.oncall import TeamRead
 from controlplane.store import oncall
+from controlplane.store import teams
 from controlplane.store.base import utcnow
 
 router = APIRouter(prefix="/api/v1/oncall", tags=["On-call"])
@@ -157,6 +160,47 @@ def create_policy(body: PolicyCreate, session: SessionDep, who: Admin) -> Policy
 def delete_policy(ref: OncallRef, session: SessionDep, who: Admin) -> Response:
     with session.begin():
         oncall.delete_policy(session, ref, actor=actor(who))
+    return Response(status_code=204)
+
+
+@router.get("/teams", response_model=list[TeamRead])
+def list_teams(session: SessionDep, who: Viewer) -> list[TeamRead]:
+    with session.begin():
+        return teams.list_teams(session)
+
+
+@router.post("/teams", response_model=TeamRead, status_code=201)
+def create_team(body: TeamCreate, session: SessionDep, who: Admin) -> TeamRead:
+    """Unknown members: 422 naming ``members[i]``."""
+    with session.begin():
+        return teams.create_team(session, body, actor=actor(who))
+
+
+@router.get("/teams/{ref}", response_model=TeamRead)
+def get_team(ref: OncallRef, session: SessionDep, who: Viewer) -> TeamRead:
+    with session.begin():
+        return teams.get_team(session, ref)
+
+
+@router.put("/teams/{ref}/members/{name}", response_model=TeamRead)
+def add_team_member(ref: OncallRef, name: UserName, session: SessionDep, who: Admin) -> TeamRead:
+    with session.begin():
+        return teams.add_member(session, ref, name, actor=actor(who))
+
+
+@router.delete("/teams/{ref}/members/{name}", response_model=TeamRead)
+def remove_team_member(
+    ref: OncallRef, name: UserName, session: SessionDep, who: Admin
+) -> TeamRead:
+    with session.begin():
+        return teams.remove_member(session, ref, name, actor=actor(who))
+
+
+@router.delete("/teams/{ref}", status_code=204)
+def delete_team(ref: OncallRef, session: SessionDep, who: Admin) -> Response:
+    """Refused (409) while an escalation policy pages the team, naming the policies."""
+    with session.begin():
+        teams.delete_team(session, ref, actor=actor(who))
     return Response(status_code=204)
 
 

@@ -158,6 +158,10 @@ def test_webhook_alerts_become_incidents_acked_by_operators_only(
     # The page to alice was written with the incident (whether the leader's sender got to it
     # before the ack is a race this test does not decide).
     assert [(n["channel"], n["user"]) for n in detail["notifications"]] == [("email", "alice")]
+    # Its engine is not registered here: nothing to look up around it.
+    assert detail["rollouts"] == [] and detail["tuning_runs"] == []
+    wide = client.get(url, params={"before_minutes": -1}, headers=auth(Role.viewer))
+    assert wide.status_code == 422 and "before_minutes" in wide.text
     audit = client.get("/api/v1/audit", headers=admin).json()
     assert any(e["action"] == "incident.acknowledged" for e in audit)
     assert any(e["action"] == "incident.note" for e in audit)
@@ -202,3 +206,27 @@ def test_one_click_link_acts_as_the_person_it_was_sent_to(
     assert client.post(expired).status_code == 401
     assert client.post(ack[:-4] + "AAAA").status_code == 401
     assert client.get(f"{API}/actions/{'x' * 30}").status_code == 401
+
+
+def test_teams_over_http_are_admin_edited_and_guarded(
+    client: TestClient, auth: TokenMaker, db_engine: Engine
+) -> None:
+    _people(db_engine, "alice", "bob")
+    admin, viewer = auth(Role.admin), auth(Role.viewer)
+    body = {"name": "sre", "members": ["alice"]}
+    assert client.post(f"{API}/teams", json=body, headers=viewer).status_code == 403
+    made = client.post(f"{API}/teams", json=body, headers=admin)
+    assert made.status_code == 201, made.text
+    added = client.put(f"{API}/teams/sre/members/bob", headers=admin)
+    assert added.status_code == 200 and added.json()["members"] == ["alice", "bob"]
+    bad = client.post(f"{API}/teams", json={"name": "x", "members": ["nobody"]}, headers=admin)
+    assert bad.status_code == 422 and "members[0]" in _detail(bad)
+    policy = {"name": "p", "steps": [{"targets": [{"kind": "team", "ref": "dba"}]}]}
+    unknown = client.post(f"{API}/policies", json=policy, headers=admin)
+    assert unknown.status_code == 422 and "steps[0].targets[0]" in _detail(unknown)
+    policy["steps"][0]["targets"][0]["ref"] = "sre"  # type: ignore[index]
+    assert client.post(f"{API}/policies", json=policy, headers=admin).status_code == 201
+    refused = client.delete(f"{API}/teams/sre", headers=admin)
+    assert refused.status_code == 409 and "policies: p" in _detail(refused)
+    listed = client.get(f"{API}/teams", headers=viewer).json()
+    assert [(t["name"], t["members"]) for t in listed] == [("sre", ["alice", "bob"])]

@@ -18,6 +18,7 @@ from controlplane.schemas.engines import EngineCreate
 from controlplane.settings import Settings
 from controlplane.store import engines
 from controlplane.store import oncall
+from controlplane.store import rollouts
 from controlplane.store.database import make_engine
 from controlplane.store.database import make_session_factory
 from controlplane.store.models import ContactMethodRow
@@ -97,13 +98,36 @@ def test_configure_and_ask_who_is_on_call_across_dst(
     assert code == 2 and "schedule primary" in err and "\n" not in err.strip()
 
 
+def test_team_commands(cli: Run, tmp_path: Path) -> None:
+    assert cli("team", "create", "sre", "--member", "alice")[0] == 0
+    assert cli("team", "add", "sre", "bob")[0] == 0
+    assert cli("team", "remove", "sre", "alice")[0] == 0
+    code, out, _ = cli("team", "list", "--json")
+    assert [(t["name"], t["members"]) for t in json.loads(out)] == [("sre", ["bob"])]
+    policy = {"name": "sre", "steps": [{"targets": [{"kind": "team", "ref": "sre"}]}]}
+    (tmp_path / "p.json").write_text(json.dumps(policy))
+    assert cli("escalation", "create", str(tmp_path / "p.json"))[0] == 0
+    code, _, err = cli("team", "delete", "sre")
+    assert code == 2 and "policies: sre" in err and "\n" not in err.strip()
+    assert cli("escalation", "delete", "sre")[0] == 0
+    assert cli("team", "delete", "sre")[0] == 0
+
+
 def test_incident_commands(cli: Run, tmp_path: Path) -> None:
     engine = make_engine(Settings(data_dir=tmp_path / "data"))
     factory = make_session_factory(engine)
     with factory() as session, session.begin():
-        engines.add_engine(
+        e1 = engines.add_engine(
             session, data=EngineCreate(name="e1", url="http://127.0.0.1:9"), actor="t"
         )
+        rollout = rollouts.start_rollout(
+            session,
+            engine_id=e1.id,
+            from_config_id=None,
+            to_config_id=None,
+            reason="manual",
+            actor="t",
+        ).id
     GuardAlerts(factory)(GuardEvent("rollout.rolled_back", "e1", 4, "p99 over the SLO"))
     engine.dispose()
     code, out, err = cli("incident", "list", "--open", "--json")
@@ -114,6 +138,9 @@ def test_incident_commands(cli: Run, tmp_path: Path) -> None:
     assert cli("incident", "note", ref, "rolled back by the guard; watching")[0] == 0
     code, out, _ = cli("incident", "show", ref)
     assert "acknowledged" in out and "watching" in out and "cli:" in out
+    assert f"rollout #{rollout:<6} pending      manual" in out
+    code, out, _ = cli("incident", "show", ref, "--json")
+    assert [r["id"] for r in json.loads(out)["rollouts"]] == [rollout]
     assert cli("incident", "resolve", ref)[1].strip() == f"incident {ref} resolved"
 
 
@@ -128,6 +155,8 @@ def test_incident_commands(cli: Run, tmp_path: Path) -> None:
         ),
         (("incident", "snooze", "1", "soon"), "duration"),
         (("incident", "ack", "0"), "incident_id"),
+        (("team", "create", "sre", "--member", "nobody"), "members[0]"),
+        (("incident", "show", "1", "--before", "soon"), "before"),
         (("user", "timezone", "alice", "Mars/Olympus"), "timezone"),
     ],
 )
