@@ -272,3 +272,37 @@ def test_a_rollout_shows_its_quality_probe_evidence(
     assert "<td>p-bad</td>" in worst and "<code>11 12</code>" in worst and "<td>3</td>" in worst
     assert "p-ok" not in worst
     assert 'id="quality-evidence"' not in ui_app_client.get(f"/ui/rollouts/{plain}").text
+
+
+def test_an_incident_shows_the_changes_to_its_engine_around_it(
+    ui_app_client: TestClient, account: AccountMaker, db_engine: Engine
+) -> None:
+    """A rollout of the incident's engine just before it broke is listed with a link; one of
+    another engine is not."""
+    with unit_of_work(make_session_factory(db_engine)) as s:
+        s.add(EngineRow(name="other", kind="reference", url="http://127.0.0.1:9", labels={}))
+        s.flush()
+        other = s.scalar(select(EngineRow.id).where(EngineRow.name == "other"))
+        assert other is not None
+        elsewhere = rollouts.start_rollout(
+            s, engine_id=other, from_config_id=None, to_config_id=None, reason="x", actor="t"
+        ).id
+    first, _ = _paging_and_incidents(db_engine)
+    sign_in(ui_app_client, account(Role.viewer))
+    quiet = ui_app_client.get(f"/ui/incidents/{first}").text
+    assert "No change to this engine in that window." in quiet
+    with unit_of_work(make_session_factory(db_engine)) as s:
+        engine_id = s.scalar(select(EngineRow.id).where(EngineRow.name == "llm-a"))
+        assert engine_id is not None
+        mine = rollouts.start_rollout(
+            s,
+            engine_id=engine_id,
+            from_config_id=None,
+            to_config_id=None,
+            reason=f"batch 16 {XSS}",
+            actor="t",
+        ).id
+    page = ui_app_client.get(f"/ui/incidents/{first}").text
+    context = page.split('id="incident-context"')[1].split("</ul>")[0]
+    assert f'href="/ui/rollouts/{mine}"' in context and ESCAPED in context
+    assert f'href="/ui/rollouts/{elsewhere}"' not in context
